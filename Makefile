@@ -1,0 +1,118 @@
+# libdiffstride. Targets: all check check-gpu demo bench install uninstall clean.
+# Variables: PREFIX DESTDIR CC CFLAGS, SANITIZE=1 (ASan+UBSan build of the
+# tests), CUDA=0 (leave the CUDA path out), GOLDEN (golden cases directory).
+
+VERSION    := 0.1.0
+SOVERSION  := 0
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+GOLDEN     ?= ../shared/golden
+CFLAGS     ?= -O2 -g
+SANITIZE   ?= 0
+PYTHON     ?= python3
+
+DEPS_PKGS  := libfftw3-dev check pkg-config python3
+WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
+              -Wstrict-prototypes -Wmissing-prototypes
+BASEFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude $(WARNINGS)
+LIBS       := -lfftw3f -lm -lpthread
+
+ifeq ($(SANITIZE),1)
+BUILD      := build/sanitize
+SANFLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD      := build/release
+SANFLAGS   :=
+endif
+
+# CUDA: built in when nvcc is found and src/cuda has sources, unless CUDA=0.
+NVCC       ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_SRCS  := $(wildcard src/cuda/*.cu)
+ifeq ($(CUDA),0)
+WITH_CUDA  := 0
+else ifneq ($(and $(NVCC),$(CUDA_SRCS)),)
+WITH_CUDA  := 1
+else
+WITH_CUDA  := 0
+endif
+
+LIB_SRCS   := $(wildcard src/*.c) $(wildcard src/cpu/*.c)
+ifeq ($(WITH_CUDA),1)
+LIB_SRCS   := $(filter-out src/cuda_stub.c,$(LIB_SRCS))
+endif
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS  := $(wildcard tests/*.c)
+TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+SHARED     := lib/libdiffstride.so.$(VERSION)
+STATIC     := lib/libdiffstride.a
+TEST_BIN   := $(BUILD)/tests/test_diffstride
+
+.PHONY: all deps check check-gpu demo bench install uninstall clean
+all: deps $(SHARED) $(STATIC) lib/diffstride.pc
+	@echo "libdiffstride $(VERSION): CPU path (FFTW3)$(if $(filter 1,$(WITH_CUDA)), + CUDA path ($(NVCC)),); nvcc: $(if $(NVCC),$(NVCC),not found)$(if $(filter 0,$(WITH_CUDA)),; CUDA path not built,)"
+
+deps:
+	@tools/deps.sh $(DEPS_PKGS)
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/cpu/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(SANFLAGS) $(CFLAGS) -c $< -o $@
+
+$(SHARED): $(LIB_OBJS:$(BUILD)/%=build/release/%)
+	@mkdir -p lib
+	$(CC) -shared -Wl,-soname,libdiffstride.so.$(SOVERSION) $(CFLAGS) -o $@ $^ $(LIBS)
+	ln -sf libdiffstride.so.$(VERSION) lib/libdiffstride.so.$(SOVERSION)
+	ln -sf libdiffstride.so.$(SOVERSION) lib/libdiffstride.so
+
+$(STATIC): $(LIB_OBJS:$(BUILD)/%=build/release/%)
+	@mkdir -p lib
+	$(AR) rcs $@ $^
+
+lib/diffstride.pc: pkgconfig/diffstride.pc.in Makefile
+	@mkdir -p lib
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|-lm -lpthread|' $< > $@
+
+$(BUILD)/libdiffstride-test.a: $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(TEST_BIN): $(TEST_OBJS) $(BUILD)/libdiffstride-test.a
+	$(CC) $(SANFLAGS) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(LIBS)
+
+$(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h include/*.h src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -Isrc $(SANFLAGS) $(CFLAGS) $$(pkg-config --cflags check) -c $< -o $@
+
+check: all $(TEST_BIN)
+	DS_GOLDEN_DIR=$(GOLDEN) $(TEST_BIN)
+	$(PYTHON) tests/ffi_test.py $(SHARED) $(GOLDEN)
+	tests/check_exports.sh $(SHARED)
+
+check-gpu: all $(TEST_BIN)
+	@echo "check-gpu: the CUDA path is not built in this version (see docs/status in README.md)"; exit 1
+
+demo: all
+	$(CC) $(BASEFLAGS) $(CFLAGS) examples/learn_stride.c -o build/learn_stride $(STATIC) $(LIBS)
+	./build/learn_stride
+
+bench: all
+	$(CC) $(BASEFLAGS) -O2 bench/bench.c -o build/bench $(STATIC) $(LIBS)
+	$(PYTHON) bench/compare.py --bench build/bench
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 644 include/diffstride.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdiffstride.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdiffstride.so.$(SOVERSION)
+	ln -sf libdiffstride.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libdiffstride.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 644 lib/diffstride.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/diffstride.h $(DESTDIR)$(LIBDIR)/libdiffstride.a \
+	      $(DESTDIR)$(LIBDIR)/libdiffstride.so $(DESTDIR)$(LIBDIR)/libdiffstride.so.$(SOVERSION) \
+	      $(DESTDIR)$(LIBDIR)/libdiffstride.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/diffstride.pc
+
+clean:
+	rm -rf build lib

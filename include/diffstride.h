@@ -1,0 +1,170 @@
+/*
+ * libdiffstride: DiffStride (learnable strides, Riad et al., ICLR 2022) and
+ * fixed spectral pooling, forward and backward, on the CPU (FFTW3) and on
+ * CUDA (cuFFT).
+ *
+ * Conventions used by every function below:
+ *   - Tensors are dense float32 arrays. A 2-D tensor of n images with c
+ *     channels of h x w pixels is stored NCHW (x[((n*C + c)*H + h)*W + w]) or
+ *     NHWC (x[((n*H + h)*W + w)*C + c]) as the layout argument says.
+ *   - With a context created for DS_DEVICE_CUDA every tensor pointer is a
+ *     device pointer; strides, effective strides, dstrides and the sizes are
+ *     always host values.
+ *   - Every function returns a ds_status. On failure nothing is written to
+ *     any output, and a message naming the bad argument and its value can be
+ *     read with ds_last_error() (the calling thread's last failure) and, for
+ *     calls that take a context, ds_context_last_error(ctx).
+ *   - The library never prints, never exits and never aborts.
+ *   - Threads: contexts are independent and may be used from different
+ *     threads at the same time; one context is used by one thread at a time.
+ *
+ * The exact semantics (masks, crops, inverse-transform convention, gradient
+ * conventions) are those of the paper's reference layer; docs/algorithm.md
+ * writes them out.
+ */
+#ifndef DIFFSTRIDE_H
+#define DIFFSTRIDE_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(DS_BUILDING_LIBRARY)
+#define DS_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define DS_API __attribute__((visibility("default")))
+#else
+#define DS_API
+#endif
+
+#define DS_VERSION_MAJOR 0
+#define DS_VERSION_MINOR 1
+#define DS_VERSION_PATCH 0
+
+/* DS_VERSION_MAJOR*10000 + DS_VERSION_MINOR*100 + DS_VERSION_PATCH of the
+ * library actually linked (compare with the macros to detect a mismatch). */
+DS_API unsigned ds_version(void);
+/* "MAJOR.MINOR.PATCH", static storage. */
+DS_API const char *ds_version_string(void);
+
+typedef enum ds_status {
+  DS_OK = 0,
+  DS_ERR_INVALID_ARGUMENT = -1, /* NULL pointer, bad dimension, non-finite value, H <= R, ... */
+  DS_ERR_SHAPE_MISMATCH = -2,   /* out_h/out_w differ from what the *_output_size call gives */
+  DS_ERR_OUT_OF_MEMORY = -3,
+  DS_ERR_UNSUPPORTED = -4,      /* e.g. CUDA not built in, or no CUDA device */
+  DS_ERR_BACKEND = -5           /* FFTW / cuFFT / CUDA runtime failure */
+} ds_status;
+
+/* A short English description of a status code; never NULL, also for codes
+ * that are not a ds_status ("unknown status"). Static storage. */
+DS_API const char *ds_status_string(int status);
+
+/* The message of the calling thread's most recent failed call ("" if none).
+ * Thread-local storage, valid until the next failing call on this thread. */
+DS_API const char *ds_last_error(void);
+
+typedef enum ds_device { DS_DEVICE_CPU = 0, DS_DEVICE_CUDA = 1 } ds_device;
+typedef enum ds_layout { DS_LAYOUT_NCHW = 0, DS_LAYOUT_NHWC = 1 } ds_layout;
+
+/* Opaque: cached FFT plans, workspace, thread count, CUDA stream, last error. */
+typedef struct ds_context ds_context;
+
+/* Creates a context for the device. DS_ERR_UNSUPPORTED when the device is
+ * CUDA and the library was built without CUDA or no device is present.
+ * On failure *ctx is set to NULL. */
+DS_API ds_status ds_context_create(ds_device device, ds_context **ctx);
+/* Frees the context, its plans and workspace. NULL is a no-op. */
+DS_API void ds_context_destroy(ds_context *ctx);
+/* CPU: number of threads each call uses (default 1; 0 = one per online
+ * core). Images of a batch are split between the threads. A CUDA context
+ * accepts and ignores it. */
+DS_API ds_status ds_context_set_threads(ds_context *ctx, int threads);
+/* CUDA: the cudaStream_t every kernel and cuFFT call of this context is
+ * issued on (NULL = the legacy default stream). DS_ERR_UNSUPPORTED on a CPU
+ * context. */
+DS_API ds_status ds_context_set_stream(ds_context *ctx, void *stream);
+/* The message of the last failure of a call on ctx, "" if none (a later
+ * successful call does not clear it). Never NULL, also for ctx == NULL. */
+DS_API const char *ds_context_last_error(const ds_context *ctx);
+
+/* ---------------------------------------------------------------- DiffStride */
+
+typedef struct ds_diffstride_desc {
+  float smoothness;  /* R > 0, default 4 */
+  int cropping;      /* default 1; 0 keeps the input size (mask only) */
+  int shared_stride; /* default 0; when 1 only strides[0] is read */
+  float lower_limit; /* default 1 */
+  float upper_limit; /* default +INFINITY */
+  int layout;        /* a ds_layout, default DS_LAYOUT_NCHW */
+} ds_diffstride_desc;
+
+/* Fills desc with the defaults above. */
+DS_API void ds_diffstride_desc_init(ds_diffstride_desc *desc);
+
+/* The strides the layer computes with for an h x w input: raised to
+ * h/(h-R) and w/(w-R) (with shared_stride, both to the larger of the two),
+ * then clipped to [lower_limit, upper_limit]. The reference layer writes these
+ * back into its stride variable after each call; callers should do the same.
+ * With shared_stride, effective[0] == effective[1]. */
+DS_API ds_status ds_diffstride_effective_strides(const ds_diffstride_desc *desc, int h, int w,
+                                                 const float strides[2], float effective[2]);
+
+/* Output image size for an h x w input (cropping on: the frequencies whose
+ * mask is positive; cropping off: h x w). Requires h > R, w > R, h, w >= 2. */
+DS_API ds_status ds_diffstride_output_size(const ds_diffstride_desc *desc, int h, int w,
+                                           const float strides[2], int *out_h, int *out_w);
+
+/* y (n, c, out_h, out_w in desc->layout) = DiffStride(x (n, c, h, w)).
+ * out_h/out_w must equal ds_diffstride_output_size's (else
+ * DS_ERR_SHAPE_MISMATCH). */
+DS_API ds_status ds_diffstride_forward(ds_context *ctx, const ds_diffstride_desc *desc, int n,
+                                       int c, int h, int w, const float strides[2], const float *x,
+                                       int out_h, int out_w, float *y);
+
+/* Gradients of L = sum(dy * y) for y = forward(x):
+ *   dx (n, c, h, w)  = dL/dx, the adjoint of the forward map applied to dy;
+ *   dstrides[2]      = dL/dstrides summed over the batch and channels (with
+ *                      shared_stride: {total, 0}).
+ * dx and dstrides are each optional (NULL skips that output); x is read only
+ * for dstrides and may be NULL when dstrides is NULL. Outputs are
+ * overwritten, not accumulated. On a CUDA context a non-NULL dstrides makes
+ * the call wait for the device (the two floats come back to the host). */
+DS_API ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_desc *desc, int n,
+                                        int c, int h, int w, const float strides[2],
+                                        const float *x, int out_h, int out_w, const float *dy,
+                                        float *dx, float dstrides[2]);
+
+/* ---------------------------------------------------------- spectral pooling */
+
+/* Output size of fixed spectral pooling with strides >= 1:
+ * out_h = max(floor(h/s_h) rounded down to even, 2), out_w = max(floor(w/s_w), 2). */
+DS_API ds_status ds_spectral_pool_output_size(int h, int w, const float strides[2], int *out_h,
+                                              int *out_w);
+
+/* y (n, c, out_h, out_w) = spectral pooling of x (n, c, h, w) in the given
+ * layout (a ds_layout). */
+DS_API ds_status ds_spectral_pool_forward(ds_context *ctx, int layout, int n, int c, int h, int w,
+                                          const float strides[2], const float *x, int out_h,
+                                          int out_w, float *y);
+
+/* dx (n, c, h, w) = adjoint of spectral pooling applied to dy (n, c, out_h, out_w). */
+DS_API ds_status ds_spectral_pool_backward(ds_context *ctx, int layout, int n, int c, int h,
+                                           int w, const float strides[2], int out_h, int out_w,
+                                           const float *dy, float *dx);
+
+/* ------------------------------------------------------ complexity penalty */
+
+/* J(S) = sum_l weights[l] * prod_{i<=l} 1 / (s_h^i * s_w^i) over `layers`
+ * downsampling layers in network order; strides holds (s_h, s_w) per layer
+ * (2*layers floats, each finite and > 0). weights == NULL means all 1.
+ * *value receives J; grad (2*layers floats, may be NULL) receives dJ/dstrides.
+ * layers == 0 gives J = 0. */
+DS_API ds_status ds_complexity_penalty(int layers, const float *strides, const float *weights,
+                                       float *value, float *grad);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DIFFSTRIDE_H */

@@ -1,0 +1,140 @@
+/* Public entry points of DiffStride and spectral pooling: check every
+ * argument, build the crop geometry, hand the work to the context's backend. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+void ds_diffstride_desc_init(ds_diffstride_desc *desc) {
+  if (!desc) return;
+  *desc = (ds_diffstride_desc){.smoothness = 4.0f, .cropping = 1, .shared_stride = 0,
+                               .lower_limit = 1.0f, .upper_limit = INFINITY,
+                               .layout = DS_LAYOUT_NCHW};
+}
+
+ds_status ds_diffstride_effective_strides(const ds_diffstride_desc *desc, int h, int w,
+                                          const float strides[2], float effective[2]) {
+  ds_crop g;
+  ds_stride_state s;
+  ds_status st = ds__diffstride_geometry(NULL, desc, h, w, strides, &g, &s);
+  if (st == DS_OK) st = ds__check_ptr(NULL, effective, "effective");
+  if (st != DS_OK) return st;
+  effective[0] = (float)s.eff[0];
+  effective[1] = (float)s.eff[1];
+  return DS_OK;
+}
+
+ds_status ds_diffstride_output_size(const ds_diffstride_desc *desc, int h, int w,
+                                    const float strides[2], int *out_h, int *out_w) {
+  ds_crop g;
+  ds_stride_state s;
+  ds_status st = ds__diffstride_geometry(NULL, desc, h, w, strides, &g, &s);
+  if (st == DS_OK) st = ds__check_ptr(NULL, out_h, "out_h");
+  if (st == DS_OK) st = ds__check_ptr(NULL, out_w, "out_w");
+  if (st != DS_OK) return st;
+  *out_h = g.out_h;
+  *out_w = g.out_w;
+  return DS_OK;
+}
+
+/* The checks common to every DiffStride call on a batch. */
+static ds_status diffstride_prepare(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
+                                    int h, int w, const float strides[2], int out_h, int out_w,
+                                    ds_crop *g, ds_stride_state *s, ds_batch *b) {
+  ds_status st = ds__check_context(ctx);
+  if (st == DS_OK) st = ds__diffstride_geometry(ctx, desc, h, w, strides, g, s);
+  if (st == DS_OK) st = ds__check_batch(ctx, n, c, h, w);
+  if (st == DS_OK) st = ds__check_out(ctx, out_h, out_w, g->out_h, g->out_w);
+  if (st == DS_OK) *b = (ds_batch){.n = n, .c = c, .nhwc = desc->layout == DS_LAYOUT_NHWC};
+  return st;
+}
+
+ds_status ds_diffstride_forward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
+                                int h, int w, const float strides[2], const float *x, int out_h,
+                                int out_w, float *y) {
+  ds_crop g;
+  ds_stride_state s;
+  ds_batch b;
+  ds_status st = diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
+  if (st == DS_OK) st = ds__check_ptr(ctx, x, "x");
+  if (st == DS_OK) st = ds__check_ptr(ctx, y, "y");
+  if (st != DS_OK) return st;
+  return ctx->backend->forward(ctx, &g, &b, x, y);
+}
+
+/* Backward through the backend, with the mask gradients reduced into
+ * dstrides when asked for. */
+static ds_status crop_backward(ds_context *ctx, const ds_crop *g, const ds_stride_state *s,
+                               const ds_batch *b, const float *x, const float *dy, float *dx,
+                               float *dstrides) {
+  if (!dstrides) return dx ? ctx->backend->backward(ctx, g, b, NULL, dy, dx, NULL, NULL) : DS_OK;
+  double *gm = malloc(sizeof(double) * (size_t)(g->out_h + g->kc));
+  if (!gm) return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "backward: out of memory");
+  ds_status st = ctx->backend->backward(ctx, g, b, x, dy, dx, gm, gm + g->out_h);
+  if (st == DS_OK) ds__stride_gradient(g, s, gm, gm + g->out_h, dstrides);
+  free(gm);
+  return st;
+}
+
+ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
+                                 int h, int w, const float strides[2], const float *x, int out_h,
+                                 int out_w, const float *dy, float *dx, float dstrides[2]) {
+  ds_crop g;
+  ds_stride_state s;
+  ds_batch b;
+  ds_status st = diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
+  if (st == DS_OK) st = ds__check_ptr(ctx, dy, "dy");
+  if (st == DS_OK && dstrides && !x)
+    st = ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "x: NULL pointer, needed for dstrides");
+  if (st != DS_OK) return st;
+  return crop_backward(ctx, &g, &s, &b, x, dy, dx, dstrides);
+}
+
+ds_status ds_spectral_pool_output_size(int h, int w, const float strides[2], int *out_h,
+                                       int *out_w) {
+  ds_crop g;
+  ds_status st = ds__spectral_geometry(NULL, h, w, strides, &g);
+  if (st == DS_OK) st = ds__check_ptr(NULL, out_h, "out_h");
+  if (st == DS_OK) st = ds__check_ptr(NULL, out_w, "out_w");
+  if (st != DS_OK) return st;
+  *out_h = g.out_h;
+  *out_w = g.out_w;
+  return DS_OK;
+}
+
+/* The checks common to every spectral pooling call; `in` and `out` are the
+ * input and output tensors of the direction (x, y forward; dy, dx backward). */
+static ds_status spectral_prepare(ds_context *ctx, int layout, int n, int c, int h, int w,
+                                  const float strides[2], int out_h, int out_w, const char *in_name,
+                                  const float *in, const char *out_name, const float *out,
+                                  ds_crop *g, ds_batch *b) {
+  ds_status st = ds__check_context(ctx);
+  if (st == DS_OK) st = ds__check_layout(ctx, layout);
+  if (st == DS_OK) st = ds__check_batch(ctx, n, c, h, w);
+  if (st == DS_OK) st = ds__spectral_geometry(ctx, h, w, strides, g);
+  if (st == DS_OK) st = ds__check_out(ctx, out_h, out_w, g->out_h, g->out_w);
+  if (st == DS_OK) st = ds__check_ptr(ctx, in, in_name);
+  if (st == DS_OK) st = ds__check_ptr(ctx, out, out_name);
+  if (st == DS_OK) *b = (ds_batch){.n = n, .c = c, .nhwc = layout == DS_LAYOUT_NHWC};
+  return st;
+}
+
+ds_status ds_spectral_pool_forward(ds_context *ctx, int layout, int n, int c, int h, int w,
+                                   const float strides[2], const float *x, int out_h, int out_w,
+                                   float *y) {
+  ds_crop g;
+  ds_batch b;
+  ds_status st =
+      spectral_prepare(ctx, layout, n, c, h, w, strides, out_h, out_w, "x", x, "y", y, &g, &b);
+  return st != DS_OK ? st : ctx->backend->forward(ctx, &g, &b, x, y);
+}
+
+ds_status ds_spectral_pool_backward(ds_context *ctx, int layout, int n, int c, int h, int w,
+                                    const float strides[2], int out_h, int out_w,
+                                    const float *dy, float *dx) {
+  ds_crop g;
+  ds_batch b;
+  ds_status st =
+      spectral_prepare(ctx, layout, n, c, h, w, strides, out_h, out_w, "dy", dy, "dx", dx, &g, &b);
+  return st != DS_OK ? st : ctx->backend->backward(ctx, &g, &b, NULL, dy, dx, NULL, NULL);
+}

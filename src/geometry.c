@@ -1,0 +1,124 @@
+/* Geometry of the crop (effective strides, thresholds, kept rows and bins),
+ * the masks, and the stride gradient: host code shared by both backends. */
+#include <math.h>
+
+#include "elementwise.h"
+#include "internal.h"
+
+static ds_status check_strides(ds_context *ctx, const float strides[2], int count, double min) {
+  if (!strides) return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "strides: NULL pointer");
+  for (int i = 0; i < count; i++)
+    if (!isfinite(strides[i]) || strides[i] < min)
+      return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "strides[%d]: %g, must be finite%s", i,
+                      (double)strides[i], min > -INFINITY ? " and >= 1" : "");
+  return DS_OK;
+}
+
+/* Step 1 of the spec: raise to the minimum stride, then clip to the limits;
+ * records whether the clip lets the gradient through (closed interval). */
+static void effective_strides(const ds_diffstride_desc *d, int h, int w, const float strides[2],
+                              ds_stride_state *s) {
+  double r = d->smoothness, min_h = h / (h - r), min_w = w / (w - r);
+  if (d->shared_stride) {
+    s->eff[0] = s->eff[1] = fmax(strides[0], fmax(min_h, min_w));
+  } else {
+    s->eff[0] = fmax(strides[0], min_h);
+    s->eff[1] = fmax(strides[1], min_w);
+  }
+  s->in_limits = 0;
+  s->shared = d->shared_stride;
+  for (int i = 0; i < 2; i++) {
+    if (s->eff[i] >= d->lower_limit && s->eff[i] <= d->upper_limit) s->in_limits |= 1 << i;
+    s->eff[i] = fmin(fmax(s->eff[i], d->lower_limit), d->upper_limit);
+  }
+}
+
+/* Cropping on: the rows and bins whose mask is positive. Rows below h/2 have
+ * increasing positions, the others decreasing, so the kept rows form a block
+ * at each end of the spectrum. */
+static void crop_to_mask(ds_crop *g) {
+  int lo = 0, hi = 0, kc = 0;
+  for (int r = 0; r < g->h; r++)
+    if (ds_ramp(g->t_h, ds_position_h(r, g->h), g->r) > 0.0) *(r < g->h / 2 ? &lo : &hi) += 1;
+  for (int k = 0; k < g->kw; k++)
+    if (ds_ramp(g->t_w, k, g->r) > 0.0) kc++;
+  g->rows_lo = lo;
+  g->out_h = lo + hi;
+  g->kc = kc;
+  g->out_w = 2 * (kc - 1);
+}
+
+ds_status ds__diffstride_geometry(ds_context *ctx, const ds_diffstride_desc *d, int h, int w,
+                                  const float strides[2], ds_crop *g, ds_stride_state *s) {
+  ds_status st = ds__check_desc(ctx, d);
+  if (st == DS_OK) st = ds__check_image(ctx, h, w);
+  if (st == DS_OK) st = check_strides(ctx, strides, d->shared_stride ? 1 : 2, -INFINITY);
+  if (st != DS_OK) return st;
+  if (h <= d->smoothness || w <= d->smoothness)
+    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT,
+                    "h x w: %d x %d, both must exceed desc->smoothness (%g)", h, w,
+                    (double)d->smoothness);
+  effective_strides(d, h, w, strides, s);
+  *g = (ds_crop){.h = h, .w = w, .kw = w / 2 + 1, .masked = 1, .r = d->smoothness};
+  g->t_h = fmax(h / s->eff[0], 2.0) / 2.0;
+  g->t_w = fmax(w / s->eff[1], 2.0) / 2.0 + 1.0;
+  if (d->cropping) {
+    crop_to_mask(g);
+  } else {
+    g->out_h = g->rows_lo = h;
+    g->out_w = w;
+    g->kc = g->kw;
+  }
+  return DS_OK;
+}
+
+ds_status ds__spectral_geometry(ds_context *ctx, int h, int w, const float strides[2],
+                                ds_crop *g) {
+  ds_status st = ds__check_image(ctx, h, w);
+  if (st == DS_OK) st = check_strides(ctx, strides, 2, 1.0);
+  if (st != DS_OK) return st;
+  int oh = (int)floor(h / (double)strides[0]), ow = (int)floor(w / (double)strides[1]);
+  oh -= oh % 2;
+  *g = (ds_crop){.h = h, .w = w, .kw = w / 2 + 1, .masked = 0};
+  g->out_h = oh < 2 ? 2 : oh;
+  g->out_w = ow < 2 ? 2 : ow;
+  g->rows_lo = g->out_h / 2;
+  g->kc = g->out_w / 2 + 1;
+  return DS_OK;
+}
+
+/* Position of cropped row i (axis 0) or of bin i (axis 1). */
+static int crop_position(const ds_crop *g, int axis, int i) {
+  return axis ? i : ds_position_h(ds_source_row(i, g->h, g->out_h, g->rows_lo), g->h);
+}
+
+void ds__crop_masks(const ds_crop *g, float *mh, float *mw) {
+  for (int i = 0; i < g->out_h; i++) {
+    mh[i] = g->masked ? (float)ds_ramp(g->t_h, crop_position(g, 0, i), g->r) : 1.0f;
+  }
+  for (int k = 0; k < g->kc; k++)
+    mw[k] = g->masked ? (float)ds_ramp(g->t_w, crop_position(g, 1, k), g->r) : 1.0f;
+}
+
+/* dL/dT = (1/R) * sum of dL/dm over the positions where the ramp's argument
+ * lies in [0, 1]; T = max(n/s', 2)/2 (+1), so dT/ds' = -n/(2 s'^2) when
+ * n/s' >= 2, else 0. gm is gh (axis 0) or gw (axis 1). */
+static double axis_gradient(const ds_crop *g, int axis, const double *gm, double eff) {
+  double t = axis ? g->t_w : g->t_h, dt = 0.0;
+  int count = axis ? g->kc : g->out_h, n = axis ? g->w : g->h;
+  for (int i = 0; i < count; i++) {
+    double v = ds_ramp_arg(t, crop_position(g, axis, i), g->r);
+    if (v >= 0.0 && v <= 1.0) dt += gm[i];
+  }
+  if (n / eff < 2.0) return 0.0;
+  return dt / g->r * 0.5 * (-n / (eff * eff));
+}
+
+void ds__stride_gradient(const ds_crop *g, const ds_stride_state *s, const double *gh,
+                         const double *gw, float dstrides[2]) {
+  double d[2] = {axis_gradient(g, 0, gh, s->eff[0]), axis_gradient(g, 1, gw, s->eff[1])};
+  for (int i = 0; i < 2; i++)
+    if (!(s->in_limits & (1 << i))) d[i] = 0.0;
+  dstrides[0] = (float)(s->shared ? d[0] + d[1] : d[0]);
+  dstrides[1] = (float)(s->shared ? 0.0 : d[1]);
+}

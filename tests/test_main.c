@@ -1,0 +1,13 @@
+/* The libdiffstride test runner: every feature's suite; exits non-zero when
+ * any check fails. */
+#include <stdlib.h>
+
+#include "util.h"
+
+int main(void) {
+  SRunner *sr = srunner_create(golden_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
