@@ -11,7 +11,7 @@
  * dy, dx (and x, read for the stride gradient) for backward, and both for
  * forward+backward.
  */
-#define _POSIX_C_SOURCE 199309L
+#define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,9 +27,9 @@ typedef struct shape {
 } shape;
 
 static const shape SHAPES[] = {
-    {128, 64, 32, 32, DS_LAYOUT_NCHW},   {128, 64, 32, 32, DS_LAYOUT_NHWC},
-    {128, 128, 16, 16, DS_LAYOUT_NCHW},  {128, 256, 8, 8, DS_LAYOUT_NCHW},
-    {32, 64, 112, 112, DS_LAYOUT_NCHW},  {32, 128, 56, 56, DS_LAYOUT_NCHW},
+    {128, 64, 32, 32, DS_LAYOUT_NCHW},  {128, 64, 32, 32, DS_LAYOUT_NHWC},
+    {128, 128, 16, 16, DS_LAYOUT_NCHW}, {128, 256, 8, 8, DS_LAYOUT_NCHW},
+    {32, 64, 112, 112, DS_LAYOUT_NCHW}, {32, 128, 56, 56, DS_LAYOUT_NCHW},
     {32, 256, 28, 28, DS_LAYOUT_NCHW},
 };
 static const float STRIDES[2] = {2.0f, 2.0f};
@@ -97,14 +97,14 @@ static void ds_fwdbwd(bench *b) {
 }
 
 static void sp_fwd(bench *b) {
-  check(ds_spectral_pool_forward(b->ctx, (int)b->s.layout, b->s.n, b->s.c, b->s.h, b->s.w,
-                                 STRIDES, b->x, b->sp_h, b->sp_w, b->y),
+  check(ds_spectral_pool_forward(b->ctx, (int)b->s.layout, b->s.n, b->s.c, b->s.h, b->s.w, STRIDES,
+                                 b->x, b->sp_h, b->sp_w, b->y),
         "ds_spectral_pool_forward");
 }
 
 static void sp_bwd(bench *b) {
-  check(ds_spectral_pool_backward(b->ctx, (int)b->s.layout, b->s.n, b->s.c, b->s.h, b->s.w,
-                                  STRIDES, b->sp_h, b->sp_w, b->dy, b->dx),
+  check(ds_spectral_pool_backward(b->ctx, (int)b->s.layout, b->s.n, b->s.c, b->s.h, b->s.w, STRIDES,
+                                  b->sp_h, b->sp_w, b->dy, b->dx),
         "ds_spectral_pool_backward");
 }
 
@@ -211,8 +211,8 @@ static void print_header(const options *opt) {
     printf("shape,layout,layer,op,ms,gb_s\n");
     return;
   }
-  printf("libdiffstride %s, %d thread(s), median of %d reps, strides (2, 2)\n",
-         ds_version_string(), opt->threads, opt->reps);
+  printf("libdiffstride %s, %d thread(s), median of %d reps, strides (2, 2)\n", ds_version_string(),
+         opt->threads, opt->reps);
   printf("%-16s %-6s %-14s %-8s %10s %8s\n", "shape", "layout", "layer", "op", "ms", "GB/s");
 }
 
@@ -220,8 +220,7 @@ static void print_row(const options *opt, const bench *b, const op *o, double ms
   char dims[64];
   snprintf(dims, sizeof dims, "%dx%dx%dx%d", b->s.n, b->s.c, b->s.h, b->s.w);
   double gbs = (double)(o->floats(b) * sizeof(float)) / (ms * 1e6);
-  const char *fmt =
-      opt->csv ? "%s,%s,%s,%s,%.4f,%.3f\n" : "%-16s %-6s %-14s %-8s %10.3f %8.2f\n";
+  const char *fmt = opt->csv ? "%s,%s,%s,%s,%.4f,%.3f\n" : "%-16s %-6s %-14s %-8s %10.3f %8.2f\n";
   printf(fmt, dims, layout_name(b->s.layout), o->layer, o->name, ms, gbs);
   fflush(stdout);
 }
@@ -258,8 +257,9 @@ static int parse_int(const char *flag, const char *text, int min) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: bench [--threads T] [--reps R] [--shapes NxCxHxW[/nchw|/nhwc],...] "
-             "[--csv]\n");
+  fprintf(f,
+          "usage: bench [--threads T] [--reps R] [--shapes NxCxHxW[/nchw|/nhwc],...] "
+          "[--csv]\n");
 }
 
 static options parse_options(int argc, char **argv) {
@@ -296,7 +296,8 @@ static void bench_shape(const options *opt, ds_context *ctx, shape s, double *ti
 
 static size_t count_selected(const char *list) {
   size_t count = 0;
-  for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) count += (size_t)selected(list, &SHAPES[i]);
+  for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++)
+    count += (size_t)selected(list, &SHAPES[i]);
   return count;
 }
 

@@ -18,12 +18,17 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = ("cc -O2 -std=c11 -Iinclude bench/bench.c lib/libdiffstride.a "
          "-lfftw3f -lm -lpthread -o bench/bench")
-TORCH_INSTALL = "see bench/README.md (CPU use: pip install --no-deps torch plus a few libraries)"
+TORCH_INSTALL = (
+    "python3 -m pip install --no-deps torch==2.15.0 nvidia-cufile==1.17.1.22 "
+    "nvidia-cusparselt-cu13==0.8.1 nvidia-nvshmem-cu13==3.7.2 nvidia-nccl-cu13==2.30.7 "
+    "filelock typing-extensions sympy mpmath networkx jinja2 MarkupSafe fsspec\n"
+    "  (the rest of torch's CUDA libraries come from the CUDA 13 toolkit under /usr/local;\n"
+    "  without it: python3 -m pip install torch, which pulls several GB; see bench/README.md)")
 
 
 def run_csv(command):
     """Run a benchmark with --csv: {(shape, layout, layer, op): ms}. Exits on failure."""
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    result = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         sys.exit(f"compare: {' '.join(command)} failed with status {result.returncode}")
     rows = csv.DictReader(io.StringIO(result.stdout))
@@ -73,8 +78,8 @@ def main():
                  f"  {BUILD}")
     error = torch_error()
     if error:
-        print(f"compare: torch is not importable ({error});\n"
-              f"  timing the library only. To install torch: {TORCH_INSTALL}")
+        print(f"compare: torch is not importable ({error}); timing the library only.\n"
+              f"To install torch:\n  {TORCH_INSTALL}")
     print(f"threads {args.threads}, median of {args.reps} reps, strides (2, 2)", flush=True)
     lib = run_csv([args.bench] + common_args(args))
     torch_ms = None

@@ -51,15 +51,15 @@ def selected(shapes, shape):
 
 def layer_fn(layer, layout):
     """A function x -> y for x in the layout; returns (fn, stride tensor or None)."""
-    if layer == "diffstride":
-        strides = torch.tensor(STRIDES, requires_grad=True)
-        core = lambda x: diffstride(x, strides)  # noqa: E731
-    else:
-        strides = None
-        core = lambda x: spectral_pool(x, STRIDES)  # noqa: E731
-    if layout == "nchw":
-        return core, strides
-    return (lambda x: core(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).contiguous()), strides
+    strides = torch.tensor(STRIDES, requires_grad=True) if layer == "diffstride" else None
+
+    def core(x):  # (N,C,H,W) -> (N,C,h',w')
+        return diffstride(x, strides) if strides is not None else spectral_pool(x, STRIDES)
+
+    def channels_last(x):  # (N,H,W,C) -> (N,h',w',C), contiguous
+        return core(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).contiguous()
+
+    return (core if layout == "nchw" else channels_last), strides
 
 
 def median_ms(run, reps, prepare=lambda: None):

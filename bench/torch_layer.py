@@ -18,7 +18,6 @@ import sys
 
 import torch
 
-
 # --------------------------------------------------------------- DiffStride
 
 def clip(x, lower, upper):
@@ -108,8 +107,8 @@ class DiffStride(torch.nn.Module):
         super().__init__()
         init = strides[:1] if shared else strides
         self.strides = torch.nn.Parameter(torch.tensor(init, dtype=torch.float32))
-        self.options = dict(smoothness=smoothness, cropping=cropping,
-                            shared=shared, lower=lower, upper=upper)
+        self.options = {"smoothness": smoothness, "cropping": cropping,
+                        "shared": shared, "lower": lower, "upper": upper}
 
     def forward(self, x):
         """x (N,C,H,W) -> y (N,C,h',w'); stores the effective strides back."""
