@@ -37,7 +37,8 @@ for tool in nm readelf; do
 done
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT INT TERM
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM
 
 # Defined dynamic symbols: "VALUE TYPE NAME" (versioned names lose "@...").
 if ! nm -D --defined-only "$lib" >"$tmp/nm" 2>"$tmp/nm.err"; then
@@ -87,6 +88,7 @@ fi
 # Every DS_API function of the header is exported. Declarations may span lines,
 # so the header is joined into one line, its comments and the DS_API #define
 # lines dropped, then split into statements at ';', '{' and '}'.
+# shellcheck disable=SC2020 # each of ; { } becomes a newline
 grep -v '^[[:space:]]*#' "$header" | tr '\n' ' ' | sed -E 's:/\*([^*]|\*+[^*/])*\*+/: :g' |
   tr ';{}' '\n\n\n' | grep 'DS_API' |
   grep -oE 'ds_[a-z0-9_]+[[:space:]]*\(' | sed 's/[[:space:]]*($//' | sort -u >"$tmp/declared"

@@ -8,6 +8,7 @@ int main(void) {
   SRunner *sr = srunner_create(golden_suite());
   srunner_add_suite(sr, gradient_suite());
   srunner_add_suite(sr, error_suite());
+  srunner_add_suite(sr, property_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
