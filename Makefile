@@ -18,6 +18,8 @@ WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversio
 BASEFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude $(WARNINGS)
 LIBS       := -lfftw3f -lm -lpthread
 
+# The libraries in lib/ are always the release build; SANITIZE=1 builds the
+# test binary (and a private copy of the library it links) in build/sanitize.
 ifeq ($(SANITIZE),1)
 BUILD      := build/sanitize
 SANFLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -41,7 +43,8 @@ LIB_SRCS   := $(wildcard src/*.c) $(wildcard src/cpu/*.c)
 ifeq ($(WITH_CUDA),1)
 LIB_SRCS   := $(filter-out src/cuda_stub.c,$(LIB_SRCS))
 endif
-LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_OBJS   := $(LIB_SRCS:%.c=build/release/%.o)
+TEST_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS  := $(wildcard tests/*.c)
 TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SHARED     := lib/libdiffstride.so.$(VERSION)
@@ -55,26 +58,33 @@ all: deps $(SHARED) $(STATIC) lib/diffstride.pc
 deps:
 	@tools/deps.sh $(DEPS_PKGS)
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h src/cpu/*.h)
+HEADERS    := $(wildcard include/*.h src/*.h src/cpu/*.h)
+build/release/src/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(CFLAGS) -c $< -o $@
+
+build/sanitize/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
-$(SHARED): $(LIB_OBJS:$(BUILD)/%=build/release/%)
+$(SHARED): $(LIB_OBJS)
 	@mkdir -p lib
 	$(CC) -shared -Wl,-soname,libdiffstride.so.$(SOVERSION) $(CFLAGS) -o $@ $^ $(LIBS)
 	ln -sf libdiffstride.so.$(VERSION) lib/libdiffstride.so.$(SOVERSION)
 	ln -sf libdiffstride.so.$(SOVERSION) lib/libdiffstride.so
 
-$(STATIC): $(LIB_OBJS:$(BUILD)/%=build/release/%)
+$(STATIC): $(LIB_OBJS)
 	@mkdir -p lib
 	$(AR) rcs $@ $^
 
+# The .pc file names the install directories: made again by `install`.
+PC_SED     = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+                 -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|-lm -lpthread|'
 lib/diffstride.pc: pkgconfig/diffstride.pc.in Makefile
 	@mkdir -p lib
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS_PRIVATE@|-lm -lpthread|' $< > $@
+	$(PC_SED) $< > $@
 
-$(BUILD)/libdiffstride-test.a: $(LIB_OBJS)
+$(BUILD)/libdiffstride-test.a: $(TEST_LIB_OBJS)
 	$(AR) rcs $@ $^
 
 $(TEST_BIN): $(TEST_OBJS) $(BUILD)/libdiffstride-test.a
@@ -88,6 +98,7 @@ check: all $(TEST_BIN)
 	DS_GOLDEN_DIR=$(GOLDEN) $(TEST_BIN)
 	$(PYTHON) tests/ffi_test.py $(SHARED) $(GOLDEN)
 	tests/check_exports.sh $(SHARED)
+	tests/install_test.sh
 
 check-gpu: all $(TEST_BIN)
 	@echo "check-gpu: the CUDA path is not built in this version (see docs/status in README.md)"; exit 1
@@ -107,7 +118,7 @@ install: all
 	ln -sf libdiffstride.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdiffstride.so.$(SOVERSION)
 	ln -sf libdiffstride.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libdiffstride.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
-	install -m 644 lib/diffstride.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(PC_SED) pkgconfig/diffstride.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/diffstride.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/diffstride.h $(DESTDIR)$(LIBDIR)/libdiffstride.a \
