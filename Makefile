@@ -8,7 +8,7 @@ PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 GOLDEN     ?= ../shared/golden
-CFLAGS     ?= -O2 -g
+CFLAGS     ?= -O3 -g
 SANITIZE   ?= 0
 PYTHON     ?= python3
 

@@ -45,13 +45,32 @@ DS_HD int ds_source_row(int i, int h, int out_h, int rows_lo) {
  * (for even n) n/2 appear once in the full spectrum, the others twice. */
 DS_HD float ds_bin_weight(int k, int n) { return (k == 0 || 2 * k == n) ? 1.0f : 2.0f; }
 
-/* Real inverse transforms read only the real part of bin 0 and, for even n,
- * of bin n/2 (numpy's irfft convention). Row is one spectrum row of kc bins
- * feeding a length-n inverse; dropping the imaginary parts explicitly makes
- * any c2r (FFTW, cuFFT) compute that convention. */
-DS_HD void ds_drop_unpaired_imag(float *row, int kc, int n) {
-  row[1] = 0.0f;
-  if (n % 2 == 0 && kc - 1 == n / 2) row[2 * (kc - 1) + 1] = 0.0f;
+/* Two real images travel through one complex FFT as a + i b. Given the
+ * packed spectrum F at bin (r, k) and at its mirror (-r, -k), the spectra
+ * of the two images at (r, k) are A = (F + conj(Fm)) / 2 and
+ * B = (F - conj(Fm)) / (2i). */
+DS_HD void ds_unpack_pair(const float *f, const float *fm, float *a, float *b) {
+  float fr = f[0], fi = f[1], mr = fm[0], mi = fm[1];
+  a[0] = 0.5f * (fr + mr), a[1] = 0.5f * (fi - mi);
+  b[0] = 0.5f * (fi + mi), b[1] = 0.5f * (mr - fr);
+}
+
+/* The packed value a + i b of two spectra at one bin. */
+DS_HD void ds_pack_pair(float *p, const float *a, const float *b) {
+  float ar = a[0], ai = a[1], br = b[0], bi = b[1];
+  p[0] = ar - bi, p[1] = ai + br;
+}
+
+/* numpy's irfft2 reads only the real part of bins 0 and n/2 of each row
+ * after the inverse down the columns; for the column that is the Hermitian
+ * part along the height, (z[i] + conj(z[-i])) / 2. Applied to the pair of
+ * rows i and -i of such a column (the same element when i == -i), it makes
+ * the spectrum Hermitian, so a full complex inverse (cuFFT's c2r, or the
+ * packed pair) computes the convention. */
+DS_HD void ds_hermitian_pair(float *z, float *zm) {
+  float re = 0.5f * (z[0] + zm[0]), im = z == zm ? 0.0f : 0.5f * (z[1] - zm[1]);
+  z[0] = re, z[1] = im;
+  zm[0] = re, zm[1] = -im;
 }
 
 /* Pixel offset of image `img` (= n*C + c) in a tensor of C channels and hw

@@ -9,25 +9,24 @@
 
 #define DS_PLAN_CACHE 64
 
-/* One 1-D batched FFTW plan: `howmany` transforms of length n, elements
- * `stride` apart, transforms `idist`/`odist` apart (in elements of the
- * input and output type). */
-typedef enum plan_kind { PLAN_R2C, PLAN_C2R, PLAN_C2C_FORWARD, PLAN_C2C_BACKWARD } plan_kind;
+/* One in-place complex FFTW plan (guru interface): transforms of length n,
+ * elements `stride` apart, repeated over two nested loops (outer_count
+ * times outer_dist, inner_count times inner_dist), all in complex elements. */
 typedef struct plan_key {
-  plan_kind kind;
-  int n, howmany, stride, idist, odist;
+  int sign, n, stride;
+  int outer_count, outer_dist, inner_count, inner_dist;
 } plan_key;
 
-/* Per-thread scratch for one image, all parts 64-byte aligned so that every
- * arena has the alignment the plans were made with:
- *   real: max(h*w, out_h*out_w) floats, an image in or out (row-major);
- *   spec: h x kw complex, the input's spectrum;
- *   crop: out_h x kc complex, the cropped spectrum;
+/* Per-thread scratch for one pair of images, every part 64-byte aligned so
+ * that all arenas have the alignment the plans were made with:
+ *   grid: max(h*w, out_h*out_w) complex, a packed pair of images or spectra;
+ *   half: 2 x out_h x kc complex, the two cropped half spectra;
+ *   col:  2 x max(h, out_h) complex, a column of each image;
  *   gh, gw: out_h and kc doubles, this thread's mask gradients. */
 typedef struct arena {
   void *base;
   size_t bytes;
-  float *real, *spec, *crop;
+  float *grid, *half, *col;
   double *gh, *gw;
 } arena;
 
@@ -44,14 +43,18 @@ typedef struct cpu_state {
   int narenas;
 } cpu_state;
 
-/* The plans of one crop geometry. */
+/* A 2-D complex FFT of an a x b grid done as rows then columns; `cols`
+ * transforms only the columns a half spectrum of kc bins and its mirror
+ * occupy, or all of them. Index [0] forward, [1] backward. */
+typedef struct grid_plans {
+  fftwf_plan rows[2], cols[2];
+} grid_plans;
+
+/* The plans of one crop geometry: the input grid (h x w, kept columns) and
+ * the output grid (out_h x out_w: kept columns for the forward transform of
+ * dy, all columns for the inverse of the forward pass). */
 typedef struct crop_plans {
-  fftwf_plan rows_in_r2c;  /* h rows of length w -> spec */
-  fftwf_plan rows_in_c2r;  /* spec -> h rows of length w */
-  fftwf_plan cols_in[2];   /* kc columns of length h in spec: [0] forward, [1] backward */
-  fftwf_plan rows_out_r2c; /* out_h rows of length out_w -> crop */
-  fftwf_plan rows_out_c2r; /* crop -> out_h rows of length out_w */
-  fftwf_plan cols_out[2];  /* kc columns of length out_h in crop */
+  grid_plans in, out;
 } crop_plans;
 
 /* Sizes the first `count` arenas for g and makes the plans (planning uses
@@ -62,7 +65,7 @@ ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, 
                           float *y);
 ds_status ds__cpu_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
                            const float *dy, float *dx, double *gh, double *gw);
-/* Threads a call on `images` images uses. */
-int ds__cpu_threads(const cpu_state *s, long long images);
+/* Threads a call on `pairs` pairs of images uses. */
+int ds__cpu_threads(const cpu_state *s, long long pairs);
 
 #endif /* DS_CPU_H */
