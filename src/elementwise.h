@@ -8,6 +8,10 @@
  *   - the crop keeps OUT_H rows (ROWS_LO at the start, OUT_H-ROWS_LO at the
  *     end) and KC = OUT_W/2+1 columns, in that order: "cropped row i" and
  *     "bin k" index the OUT_H x KC cropped spectrum;
+ *   - two real images a, b travel as one complex image a + i b; its full
+ *     H x W spectrum F holds both, since a real image's spectrum at -k is
+ *     the conjugate of that at k (a real mask keeps this symmetry, so
+ *     masking and cropping the pair is moving scaled values of F);
  *   - complex numbers are interleaved (re, im) pairs of floats.
  */
 #ifndef DS_ELEMENTWISE_H
@@ -45,32 +49,28 @@ DS_HD int ds_source_row(int i, int h, int out_h, int rows_lo) {
  * (for even n) n/2 appear once in the full spectrum, the others twice. */
 DS_HD float ds_bin_weight(int k, int n) { return (k == 0 || 2 * k == n) ? 1.0f : 2.0f; }
 
-/* Two real images travel through one complex FFT as a + i b. Given the
- * packed spectrum F at bin (r, k) and at its mirror (-r, -k), the spectra
- * of the two images at (r, k) are A = (F + conj(Fm)) / 2 and
- * B = (F - conj(Fm)) / (2i). */
-DS_HD void ds_unpack_pair(const float *f, const float *fm, float *a, float *b) {
-  float fr = f[0], fi = f[1], mr = fm[0], mi = fm[1];
-  a[0] = 0.5f * (fr + mr), a[1] = 0.5f * (fi - mi);
-  b[0] = 0.5f * (fi + mi), b[1] = 0.5f * (mr - fr);
+/* The cropped row holding spectrum row r, or -1 when r is not kept (the
+ * inverse of ds_source_row). */
+DS_HD int ds_cropped_row(int r, int h, int out_h, int rows_lo) {
+  if (r < rows_lo) return r;
+  return r >= h - (out_h - rows_lo) ? r - (h - out_h) : -1;
 }
 
-/* The packed value a + i b of two spectra at one bin. */
-DS_HD void ds_pack_pair(float *p, const float *a, const float *b) {
-  float ar = a[0], ai = a[1], br = b[0], bi = b[1];
-  p[0] = ar - bi, p[1] = ai + br;
-}
+/* Index of the frequency -i on an axis of n bins (no division: it runs in
+ * inner loops). */
+DS_HD int ds_mirror(int i, int n) { return i ? n - i : 0; }
 
-/* numpy's irfft2 reads only the real part of bins 0 and n/2 of each row
- * after the inverse down the columns; for the column that is the Hermitian
- * part along the height, (z[i] + conj(z[-i])) / 2. Applied to the pair of
- * rows i and -i of such a column (the same element when i == -i), it makes
- * the spectrum Hermitian, so a full complex inverse (cuFFT's c2r, or the
- * packed pair) computes the convention. */
-DS_HD void ds_hermitian_pair(float *z, float *zm) {
-  float re = 0.5f * (z[0] + zm[0]), im = z == zm ? 0.0f : 0.5f * (z[1] - zm[1]);
-  z[0] = re, z[1] = im;
-  zm[0] = re, zm[1] = -im;
+/* dst = sa * a + sb * b for complex a, b (either scale may be 0, and then
+ * its operand is not read). Columns 0 and n/2 of a spectrum are their own
+ * mirrors: there the spec's convention (numpy's irfft2 reads only the real
+ * part of those bins after the inverse down the columns) is the Hermitian
+ * part along the height, (z[i] + conj(z[-i])) / 2, which on a packed pair
+ * of images is this with sa = sb = 1/2 and b the packed value at -i. */
+DS_HD void ds_complex_combine(float *dst, const float *a, float sa, const float *b, float sb) {
+  float re = 0.0f, im = 0.0f;
+  if (sa != 0.0f) re = sa * a[0], im = sa * a[1];
+  if (sb != 0.0f) re += sb * b[0], im += sb * b[1];
+  dst[0] = re, dst[1] = im;
 }
 
 /* Pixel offset of image `img` (= n*C + c) in a tensor of C channels and hw
@@ -83,8 +83,8 @@ DS_HD int ds_pixel_step(int c, int nhwc) { return nhwc ? c : 1; }
 
 /* dst = src * s for one complex number. */
 DS_HD void ds_complex_scale(float *dst, const float *src, float s) {
-  dst[0] = src[0] * s;
-  dst[1] = src[1] * s;
+  float re = src[0] * s, im = src[1] * s;
+  dst[0] = re, dst[1] = im;
 }
 
 /* Re(conj(g) * x): one image's contribution to dL/dmask at a kept bin. */

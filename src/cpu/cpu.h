@@ -19,14 +19,13 @@ typedef struct plan_key {
 
 /* Per-thread scratch for one pair of images, every part 64-byte aligned so
  * that all arenas have the alignment the plans were made with:
- *   grid: max(h*w, out_h*out_w) complex, a packed pair of images or spectra;
- *   half: 2 x out_h x kc complex, the two cropped half spectra;
- *   col:  2 x max(h, out_h) complex, a column of each image;
+ *   in:  h x w complex, the pair (x or dx) or its packed spectrum;
+ *   out: out_h x out_w complex, the pair (y or dy) or its packed spectrum;
  *   gh, gw: out_h and kc doubles, this thread's mask gradients. */
 typedef struct arena {
   void *base;
   size_t bytes;
-  float *grid, *half, *col;
+  float *in, *out;
   double *gh, *gw;
 } arena;
 
@@ -43,16 +42,14 @@ typedef struct cpu_state {
   int narenas;
 } cpu_state;
 
-/* A 2-D complex FFT of an a x b grid done as rows then columns; `cols`
- * transforms only the columns a half spectrum of kc bins and its mirror
- * occupy, or all of them. Index [0] forward, [1] backward. */
+/* A 2-D complex FFT of an a x b grid done as rows then columns. Index [0]
+ * forward, [1] backward. */
 typedef struct grid_plans {
   fftwf_plan rows[2], cols[2];
 } grid_plans;
 
-/* The plans of one crop geometry: the input grid (h x w, kept columns) and
- * the output grid (out_h x out_w: kept columns for the forward transform of
- * dy, all columns for the inverse of the forward pass). */
+/* The plans of one crop geometry: the input grid (h x w) and the output
+ * grid (out_h x out_w). */
 typedef struct crop_plans {
   grid_plans in, out;
 } crop_plans;

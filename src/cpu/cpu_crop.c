@@ -3,12 +3,11 @@
  * not): each thread takes a contiguous range of image pairs and runs them
  * through its cache-resident arena, so no full-size spectrum of the batch
  * ever exists. Per pair:
- *   forward:  pack x -> 2-D FFT (kept columns) -> split, mask, crop into two
- *             half spectra -> full Hermitian spectra, packed -> inverse 2-D
- *             FFT -> unpack y;
- *   backward: pack dy -> 2-D FFT -> G (two half spectra) -> [x's spectrum ->
- *             mask gradients] -> [masked G placed back, full Hermitian,
- *             packed -> inverse 2-D FFT -> unpack dx]. */
+ *   forward:  pack x -> 2-D FFT -> mask and crop the packed spectrum ->
+ *             inverse 2-D FFT -> unpack y;
+ *   backward: pack dy -> 2-D FFT -> [x's spectrum -> mask gradients] ->
+ *             [spectrum placed back and masked -> inverse 2-D FFT ->
+ *             unpack dx]. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +28,9 @@ typedef struct crop_job {
   int grad;
   float *mh; /* out_h: mask of each cropped row */
   float *mw; /* kc: mask of each bin */
-  float *fk; /* kc: forward, mw / (out_h*out_w); backward, c_k / (out_h*out_w) */
-  float *dk; /* kc: backward, mw / c'_k, c' the weights of the length-w inverse */
+  float *fk; /* kc: forward scale of bin k, mw / (out_h*out_w) */
+  float *bk; /* kc: dx scale, c_k mw / (out_h*out_w*c'_k), c' the weights of the length-w inverse */
+  float *pk; /* kc: mask-gradient scale, c_k / (2*out_h*out_w) */
 } crop_job;
 
 typedef struct worker {
@@ -39,14 +39,6 @@ typedef struct worker {
   long long first, last; /* pairs [first, last) */
   int backward;
 } worker;
-
-/* Rows of a half spectrum on a grid: half row i is grid row
- * ds_source_row(i, a, rows, lo) (identity when rows == lo == a). */
-typedef struct placement {
-  int a, b, rows, lo, kc;
-} placement;
-
-static int grid_row(const placement *pl, int i) { return ds_source_row(i, pl->a, pl->rows, pl->lo); }
 
 static long long images(const crop_job *j) { return (long long)j->b->n * j->b->c; }
 
@@ -74,103 +66,84 @@ static void unpack_images(const crop_job *j, const float *grid, float *t, long l
   for (long long p = 0; p < hw; p++) im[p * step] = grid[2 * p + 1];
 }
 
-/* A 2-D FFT of the grid: forward rows then columns, backward the reverse
- * (the column plans skip the columns that are zero or not needed). */
+/* A 2-D FFT of the grid: forward rows then columns, backward the reverse. */
 static void grid_fft(const grid_plans *p, float *grid, int backward) {
   fftwf_complex *c = (fftwf_complex *)grid;
   fftwf_execute_dft(backward ? p->cols[1] : p->rows[0], c, c);
   fftwf_execute_dft(backward ? p->rows[1] : p->cols[0], c, c);
 }
 
-/* Grid row r and its mirror -r, as complex pointers to their starts. */
-static const float *grid_at(const placement *pl, const float *grid, int r) {
-  return grid + 2 * (size_t)r * (size_t)pl->b;
+/* Element (r, k) of a grid of width b. */
+static float *at(float *grid, int b, int r, int k) { return grid + 2 * ((size_t)r * (size_t)b + (size_t)k); }
+static const float *cat(const float *grid, int b, int r, int k) {
+  return grid + 2 * ((size_t)r * (size_t)b + (size_t)k);
 }
 
-/* Bin k's mirror column -k of a width-b grid (no division in inner loops). */
-static int mirror_col(int k, int b) { return k ? b - k : 0; }
-
-/* The two half spectra (pl.rows x kc each, in half) of the packed spectrum
- * on the grid, scaled by row[i] * col[k] (row NULL: 1). */
-static void split_pair(const placement *pl, const float *grid, float *half, const float *row,
-                       const float *col) {
-  float *second = half + 2 * (size_t)pl->rows * (size_t)pl->kc;
-  for (int i = 0; i < pl->rows; i++) {
-    int r = grid_row(pl, i);
-    const float *f = grid_at(pl, grid, r), *fm = grid_at(pl, grid, (pl->a - r) % pl->a);
-    float *h1 = half + 2 * (size_t)i * (size_t)pl->kc, *h2 = second + 2 * (size_t)i * (size_t)pl->kc;
-    float ri = row ? row[i] : 1.0f;
-    for (int k = 0; k < pl->kc; k++) {
-      float v1[2], v2[2]; /* locals: the halves may alias the grid for the compiler */
-      ds_unpack_pair(f + 2 * k, fm + 2 * mirror_col(k, pl->b), v1, v2);
-      ds_complex_scale(h1 + 2 * k, v1, ri * col[k]);
-      ds_complex_scale(h2 + 2 * k, v2, ri * col[k]);
+/* Forward: the packed spectrum F (h x w, in) masked and cropped into P
+ * (out_h x out_w, out), every element written. With s = mh[i] * fk[k]:
+ * P[i][k] = s F[r][k] and, mirrored, P[-i][-k] = s F[-r][-k] (r the spectrum
+ * row of cropped row i); columns 0 and out_w/2 take the Hermitian part. */
+static void crop_spectrum(const crop_job *j, const float *f, float *p) {
+  const ds_crop *g = j->g;
+  int oh = g->out_h, ow = g->out_w;
+  for (int i = 0; i < oh; i++) {
+    int r = ds_source_row(i, g->h, oh, g->rows_lo), im = ds_mirror(i, oh);
+    int rm = ds_mirror(r, g->h), rim = ds_mirror(ds_source_row(im, g->h, oh, g->rows_lo), g->h);
+    for (int k = 0; k < g->kc; k++) {
+      float s = j->mh[i] * j->fk[k];
+      const float *v = cat(f, g->w, r, k), *vm = cat(f, g->w, rm, ds_mirror(k, g->w));
+      if (k == 0 || 2 * k == ow) {
+        float sm = 0.5f * j->mh[im] * j->fk[k];
+        ds_complex_combine(at(p, ow, i, k), v, 0.5f * s, cat(f, g->w, rim, ds_mirror(k, g->w)), sm);
+        continue;
+      }
+      ds_complex_scale(at(p, ow, i, k), v, s);
+      ds_complex_scale(at(p, ow, im, ow - k), vm, s);
     }
   }
 }
 
-/* Column k (0 or the Nyquist bin, its own mirror) of both half spectra,
- * scaled, spread over the a grid rows, made Hermitian along the height and
- * written packed. col holds 2 x a complex. */
-static void self_mirror_column(const placement *pl, const float *half, float *grid, float *col,
-                               int k, const float *row, const float *colf) {
-  float *c1 = col, *c2 = col + 2 * (size_t)pl->a;
-  const float *second = half + 2 * (size_t)pl->rows * (size_t)pl->kc;
-  memset(col, 0, sizeof(float) * 4 * (size_t)pl->a);
-  for (int i = 0; i < pl->rows; i++) {
-    size_t at = 2 * ((size_t)i * (size_t)pl->kc + (size_t)k), r = 2 * (size_t)grid_row(pl, i);
-    float s = (row ? row[i] : 1.0f) * (colf ? colf[k] : 1.0f);
-    ds_complex_scale(c1 + r, half + at, s);
-    ds_complex_scale(c2 + r, second + at, s);
-  }
-  for (int r = 0; r <= pl->a / 2; r++) {
-    size_t rm = 2 * (size_t)((pl->a - r) % pl->a);
-    ds_hermitian_pair(c1 + 2 * r, c1 + rm);
-    ds_hermitian_pair(c2 + 2 * r, c2 + rm);
-  }
-  for (int r = 0; r < pl->a; r++)
-    ds_pack_pair(grid + 2 * ((size_t)r * (size_t)pl->b + (size_t)k), c1 + 2 * r, c2 + 2 * r);
-}
-
-/* The packed full spectra of two real images on the grid from their half
- * spectra scaled by row[i] * colf[k] (NULL: 1): bin (r, k) and, mirrored,
- * (-r, -k) = conj; columns 0 and b/2 made Hermitian first. */
-static void expand_pair(const placement *pl, const float *half, float *grid, float *col,
-                        const float *row, const float *colf) {
-  const float *second = half + 2 * (size_t)pl->rows * (size_t)pl->kc;
-  memset(grid, 0, sizeof(float) * 2 * (size_t)pl->a * (size_t)pl->b);
-  for (int k = 0; k < pl->kc; k++) {
-    if (k == 0 || 2 * k == pl->b) {
-      self_mirror_column(pl, half, grid, col, k, row, colf);
-      continue;
-    }
-    for (int i = 0; i < pl->rows; i++) {
-      size_t at = 2 * ((size_t)i * (size_t)pl->kc + (size_t)k);
-      int r = grid_row(pl, i), rm = (pl->a - r) % pl->a;
-      float s = (row ? row[i] : 1.0f) * (colf ? colf[k] : 1.0f), v1[2], v2[2];
-      ds_complex_scale(v1, half + at, s);
-      ds_complex_scale(v2, second + at, s);
-      ds_pack_pair(grid + 2 * ((size_t)r * (size_t)pl->b + (size_t)k), v1, v2);
-      v1[1] = -v1[1], v2[1] = -v2[1];
-      ds_pack_pair(grid + 2 * ((size_t)rm * (size_t)pl->b + (size_t)(pl->b - k)), v1, v2);
+/* Backward: the packed spectrum D of dy (out_h x out_w, out) placed back on
+ * the input grid (in) as the spectrum of dx: with t = mh[i] * bk[k], the
+ * kept bins get t D[i][k] and their mirrors t D[-i][-k]; columns 0 and w/2
+ * of the input grid take the Hermitian part along the height. */
+static void uncrop_spectrum(const crop_job *j, const float *d, float *f) {
+  const ds_crop *g = j->g;
+  int oh = g->out_h, ow = g->out_w;
+  memset(f, 0, sizeof(float) * 2 * (size_t)g->h * (size_t)g->w);
+  for (int i = 0; i < oh; i++) {
+    int r = ds_source_row(i, g->h, oh, g->rows_lo), im = ds_mirror(i, oh);
+    for (int k = 1; k < g->kc; k++) {
+      if (2 * k == g->w) continue;
+      float t = j->mh[i] * j->bk[k];
+      ds_complex_scale(at(f, g->w, r, k), cat(d, ow, i, k), t);
+      ds_complex_scale(at(f, g->w, ds_mirror(r, g->h), g->w - k), cat(d, ow, im, ds_mirror(k, ow)), t);
     }
   }
+  for (int k = 0; k < g->kc; k = (k == 0 && g->w % 2 == 0) ? g->w / 2 : g->kc) /* 0, w/2 */
+    for (int r = 0; r < g->h; r++) {
+      int i = ds_cropped_row(r, g->h, oh, g->rows_lo);
+      int mi = ds_cropped_row(ds_mirror(r, g->h), g->h, oh, g->rows_lo);
+      float t = i < 0 ? 0.0f : 0.5f * j->mh[i] * j->bk[k], tm = mi < 0 ? 0.0f : 0.5f * j->mh[mi] * j->bk[k];
+      ds_complex_combine(at(f, g->w, r, k), cat(d, ow, i < 0 ? 0 : i, k), t,
+                         cat(d, ow, ds_mirror(mi < 0 ? 0 : mi, oh), ds_mirror(k, ow)), tm);
+    }
 }
 
-/* gh[i] += sum_k P[i][k] mw[k], gw[k] += sum_i P[i][k] mh[i], with
- * P = Re(conj(G) X) summed over the pair: G in a->half, the packed
- * spectrum of x on a->grid. */
-static void accumulate_pair(const crop_job *j, const placement *pl, arena *a) {
-  const float *g2 = a->half + 2 * (size_t)pl->rows * (size_t)pl->kc;
-  for (int i = 0; i < pl->rows; i++) {
-    int r = grid_row(pl, i);
-    const float *f = grid_at(pl, a->grid, r), *fm = grid_at(pl, a->grid, (pl->a - r) % pl->a);
-    const float *h1 = a->half + 2 * (size_t)i * (size_t)pl->kc, *h2 = g2 + 2 * (size_t)i * (size_t)pl->kc;
+/* gh[i] += sum_k P[i][k] mw[k], gw[k] += sum_i P[i][k] mh[i], with P the
+ * pair's Re(conj(G) X) at kept bin (i, k): from the packed spectra D of dy
+ * (out) and F of x (in), P = pk[k] (Re(conj(D[i][k]) F[r][k]) +
+ * Re(conj(D[-i][-k]) F[-r][-k])). */
+static void accumulate_pair(const crop_job *j, arena *a) {
+  const ds_crop *g = j->g;
+  int oh = g->out_h, ow = g->out_w;
+  for (int i = 0; i < oh; i++) {
+    int r = ds_source_row(i, g->h, oh, g->rows_lo), im = ds_mirror(i, oh), rm = ds_mirror(r, g->h);
     double sum = 0.0;
-    for (int k = 0; k < pl->kc; k++) {
-      float x1[2], x2[2];
-      ds_unpack_pair(f + 2 * k, fm + 2 * mirror_col(k, pl->b), x1, x2);
-      float p = ds_grad_product(h1 + 2 * k, x1) + ds_grad_product(h2 + 2 * k, x2);
+    for (int k = 0; k < g->kc; k++) {
+      float p = ds_grad_product(cat(a->out, ow, i, k), cat(a->in, g->w, r, k)) +
+                ds_grad_product(cat(a->out, ow, im, ds_mirror(k, ow)), cat(a->in, g->w, rm, ds_mirror(k, g->w)));
+      p *= j->pk[k];
       sum += (double)(p * j->mw[k]);
       a->gw[k] += (double)(p * j->mh[i]);
     }
@@ -178,40 +151,31 @@ static void accumulate_pair(const crop_job *j, const placement *pl, arena *a) {
   }
 }
 
-/* The input grid (h x w, kept rows) and the output grid (out_h x out_w, all rows). */
-static placement in_grid(const ds_crop *g) { return (placement){g->h, g->w, g->out_h, g->rows_lo, g->kc}; }
-static placement out_grid(const ds_crop *g) {
-  return (placement){g->out_h, g->out_w, g->out_h, g->out_h, g->kc};
-}
-
 static void forward_pair(const crop_job *j, arena *a, long long pair) {
   const ds_crop *g = j->g;
-  placement in = in_grid(g), out = out_grid(g);
-  pack_images(j, a->grid, j->in, pair, (long long)g->h * g->w);
-  grid_fft(&j->p.in, a->grid, 0);
-  split_pair(&in, a->grid, a->half, j->mh, j->fk);
-  expand_pair(&out, a->half, a->grid, a->col, NULL, NULL);
-  grid_fft(&j->p.out, a->grid, 1);
-  unpack_images(j, a->grid, j->out, pair, (long long)g->out_h * g->out_w);
+  pack_images(j, a->in, j->in, pair, (long long)g->h * g->w);
+  grid_fft(&j->p.in, a->in, 0);
+  crop_spectrum(j, a->in, a->out);
+  grid_fft(&j->p.out, a->out, 1);
+  unpack_images(j, a->out, j->out, pair, (long long)g->out_h * g->out_w);
 }
 
-/* G = c_k rfft2(dy) / (out_h*out_w), the gradient with respect to the
- * cropped masked spectrum; then the mask gradients and dx from it. */
+/* The gradient with respect to the cropped masked spectrum is
+ * G = c_k rfft2(dy) / (out_h*out_w); the mask gradients and dx follow from
+ * it (the factors pk and bk hold c_k and the scale). */
 static void backward_pair(const crop_job *j, arena *a, long long pair) {
   const ds_crop *g = j->g;
-  placement in = in_grid(g), out = out_grid(g);
-  pack_images(j, a->grid, j->in, pair, (long long)g->out_h * g->out_w);
-  grid_fft(&j->p.out, a->grid, 0);
-  split_pair(&out, a->grid, a->half, NULL, j->fk);
+  pack_images(j, a->out, j->in, pair, (long long)g->out_h * g->out_w);
+  grid_fft(&j->p.out, a->out, 0);
   if (j->grad) {
-    pack_images(j, a->grid, j->x, pair, (long long)g->h * g->w);
-    grid_fft(&j->p.in, a->grid, 0);
-    accumulate_pair(j, &in, a);
+    pack_images(j, a->in, j->x, pair, (long long)g->h * g->w);
+    grid_fft(&j->p.in, a->in, 0);
+    accumulate_pair(j, a);
   }
   if (!j->out) return;
-  expand_pair(&in, a->half, a->grid, a->col, j->mh, j->dk);
-  grid_fft(&j->p.in, a->grid, 1);
-  unpack_images(j, a->grid, j->out, pair, (long long)g->h * g->w);
+  uncrop_spectrum(j, a->out, a->in);
+  grid_fft(&j->p.in, a->in, 1);
+  unpack_images(j, a->in, j->out, pair, (long long)g->h * g->w);
 }
 
 static void *run_worker(void *arg) {
@@ -244,22 +208,25 @@ static void run_parallel(crop_job *j, cpu_state *s, int threads, int backward) {
 
 /* Sets up the job's plans, arenas and per-bin factors (one block, freed by
  * the caller); returns the thread count through *threads. */
-static ds_status job_begin(ds_context *ctx, crop_job *j, int backward, int *threads) {
+static ds_status job_begin(ds_context *ctx, crop_job *j, int *threads) {
   const ds_crop *g = j->g;
   int t = ds__cpu_threads(ctx->state, (images(j) + 1) / 2);
   *threads = t < DS_MAX_THREADS ? t : DS_MAX_THREADS;
   ds_status st = ds__cpu_prepare(ctx, g, *threads, &j->p);
   if (st != DS_OK) return st;
-  j->mh = malloc(sizeof(float) * (size_t)(g->out_h + 3 * g->kc));
+  j->mh = malloc(sizeof(float) * (size_t)(g->out_h + 4 * g->kc));
   if (!j->mh) return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "mask factors: out of memory");
   j->mw = j->mh + g->out_h;
   j->fk = j->mw + g->kc;
-  j->dk = j->fk + g->kc;
+  j->bk = j->fk + g->kc;
+  j->pk = j->bk + g->kc;
   ds__crop_masks(g, j->mh, j->mw);
   float area = (float)g->out_h * (float)g->out_w;
   for (int k = 0; k < g->kc; k++) {
-    j->fk[k] = backward ? ds_bin_weight(k, g->out_w) / area : j->mw[k] / area;
-    j->dk[k] = j->mw[k] / ds_bin_weight(k, g->w);
+    float c = ds_bin_weight(k, g->out_w);
+    j->fk[k] = j->mw[k] / area;
+    j->bk[k] = c * j->mw[k] / (area * ds_bin_weight(k, g->w));
+    j->pk[k] = c / (2.0f * area);
   }
   return DS_OK;
 }
@@ -268,7 +235,7 @@ ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, 
                           float *y) {
   crop_job j = {.g = g, .b = b, .in = x, .out = y};
   int threads;
-  ds_status st = job_begin(ctx, &j, 0, &threads);
+  ds_status st = job_begin(ctx, &j, &threads);
   if (st == DS_OK) run_parallel(&j, ctx->state, threads, 0);
   free(j.mh);
   return st;
@@ -278,7 +245,7 @@ ds_status ds__cpu_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
                            const float *dy, float *dx, double *gh, double *gw) {
   crop_job j = {.g = g, .b = b, .in = dy, .x = x, .out = dx, .grad = gh != NULL};
   int threads;
-  ds_status st = job_begin(ctx, &j, 1, &threads);
+  ds_status st = job_begin(ctx, &j, &threads);
   if (st == DS_OK) run_parallel(&j, ctx->state, threads, 1);
   free(j.mh);
   if (st != DS_OK || !gh) return st;
