@@ -12,7 +12,9 @@ CFLAGS     ?= -O3 -g
 SANITIZE   ?= 0
 PYTHON     ?= python3
 
-DEPS_PKGS  := libfftw3-dev check pkg-config python3
+# Debian packages: the library needs FFTW; the tests need Check and Python.
+LIB_DEPS   := libfftw3-dev
+TEST_DEPS  := check pkg-config python3
 WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
               -Wstrict-prototypes -Wmissing-prototypes
 BASEFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude $(WARNINGS)
@@ -51,12 +53,15 @@ SHARED     := lib/libdiffstride.so.$(VERSION)
 STATIC     := lib/libdiffstride.a
 TEST_BIN   := $(BUILD)/tests/test_diffstride
 
-.PHONY: all deps check check-gpu demo bench install uninstall clean
-all: deps $(SHARED) $(STATIC) lib/diffstride.pc
+.PHONY: all lib-deps test-deps check check-gpu demo bench install uninstall clean
+all: lib-deps $(SHARED) $(STATIC) lib/diffstride.pc
 	@echo "libdiffstride $(VERSION): CPU path (FFTW3)$(if $(filter 1,$(WITH_CUDA)), + CUDA path ($(NVCC)),); nvcc: $(if $(NVCC),$(NVCC),not found)$(if $(filter 0,$(WITH_CUDA)),; CUDA path not built,)"
 
-deps:
-	@tools/deps.sh $(DEPS_PKGS)
+lib-deps:
+	@tools/deps.sh $(LIB_DEPS)
+
+test-deps:
+	@tools/deps.sh $(TEST_DEPS)
 
 HEADERS    := $(wildcard include/*.h src/*.h src/cpu/*.h)
 build/release/src/%.o: src/%.c $(HEADERS)
@@ -90,17 +95,17 @@ $(BUILD)/libdiffstride-test.a: $(TEST_LIB_OBJS)
 $(TEST_BIN): $(TEST_OBJS) $(BUILD)/libdiffstride-test.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(LIBS)
 
-$(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h include/*.h src/*.h)
+$(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h include/*.h src/*.h src/cpu/*.h) | test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -Isrc $(SANFLAGS) $(CFLAGS) $$(pkg-config --cflags check) -c $< -o $@
 
-check: all $(TEST_BIN)
+check: all test-deps $(TEST_BIN)
 	DS_GOLDEN_DIR=$(GOLDEN) $(TEST_BIN)
 	$(PYTHON) tests/ffi_test.py $(SHARED) $(GOLDEN)
 	tests/check_exports.sh $(SHARED)
 	tests/install_test.sh
 
-check-gpu: all $(TEST_BIN)
+check-gpu: all
 	@echo "check-gpu: the CUDA path is not built in this version (see docs/status in README.md)"; exit 1
 
 demo: all

@@ -1,7 +1,7 @@
 /*
  * libdiffstride: DiffStride (learnable strides, Riad et al., ICLR 2022) and
- * fixed spectral pooling, forward and backward, on the CPU (FFTW3) and on
- * CUDA (cuFFT).
+ * fixed spectral pooling, forward and backward, on the CPU (FFTW3). The API
+ * has a CUDA device for a GPU path; this build's status is in README.md.
  *
  * Conventions used by every function below:
  *   - Tensors are dense float32 arrays. A 2-D tensor of n images with c
@@ -14,7 +14,7 @@
  *     any output, and a message naming the bad argument and its value can be
  *     read with ds_last_error() (the calling thread's last failure) and, for
  *     calls that take a context, ds_context_last_error(ctx).
- *   - The library never prints, never exits and never aborts.
+ *   - The library's own code never prints, exits or aborts.
  *   - Threads: contexts are independent and may be used from different
  *     threads at the same time; one context is used by one thread at a time.
  *
@@ -94,7 +94,7 @@ typedef struct ds_diffstride_desc {
   float smoothness;  /* R > 0, default 4 */
   int cropping;      /* default 1; 0 keeps the input size (mask only) */
   int shared_stride; /* default 0; when 1 only strides[0] is read */
-  float lower_limit; /* default 1 */
+  float lower_limit; /* default 1; > 0 */
   float upper_limit; /* default +INFINITY */
   int layout;        /* a ds_layout, default DS_LAYOUT_NCHW */
 } ds_diffstride_desc;

@@ -52,14 +52,16 @@ ds_status ds__check_desc(ds_context *ctx, const ds_diffstride_desc *d) {
   if (d->shared_stride != 0 && d->shared_stride != 1)
     return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "desc->shared_stride: %d, must be 0 or 1",
                     d->shared_stride);
-  if (!isfinite(d->lower_limit))
-    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "desc->lower_limit: %g, must be finite",
+  if (!isfinite(d->lower_limit) || d->lower_limit <= 0.0f)
+    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "desc->lower_limit: %g, must be finite and > 0",
                     (double)d->lower_limit);
   if (isnan(d->upper_limit) || d->upper_limit < d->lower_limit)
     return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT,
                     "desc->upper_limit: %g, must be >= lower_limit (%g)", (double)d->upper_limit,
                     (double)d->lower_limit);
-  return ds__check_layout(ctx, d->layout);
+  if (d->layout != DS_LAYOUT_NCHW && d->layout != DS_LAYOUT_NHWC)
+    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "desc->layout: %d is not a ds_layout", d->layout);
+  return DS_OK;
 }
 
 ds_status ds__check_out(ds_context *ctx, int out_h, int out_w, int want_h, int want_w) {

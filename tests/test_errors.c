@@ -84,6 +84,7 @@ SPOIL(bad_crop, a->desc.cropping = 2)
 SPOIL(bad_shared, a->desc.shared_stride = -1)
 SPOIL(nan_lower, a->desc.lower_limit = NAN)
 SPOIL(inf_lower, a->desc.lower_limit = INFINITY)
+SPOIL(zero_lower, a->desc.lower_limit = 0.0f)
 SPOIL(nan_upper, a->desc.upper_limit = NAN)
 SPOIL(upper_below, a->desc.upper_limit = 0.5f)
 SPOIL(bad_desc_layout, a->desc.layout = 2)
@@ -122,9 +123,10 @@ static const bad cases[] = {
     {"shared -1", "shared_stride", DS, DS_ERR_INVALID_ARGUMENT, bad_shared},
     {"lower NaN", "lower_limit", DS, DS_ERR_INVALID_ARGUMENT, nan_lower},
     {"lower inf", "lower_limit", DS, DS_ERR_INVALID_ARGUMENT, inf_lower},
+    {"lower 0", "lower_limit", DS, DS_ERR_INVALID_ARGUMENT, zero_lower},
     {"upper NaN", "upper_limit", DS, DS_ERR_INVALID_ARGUMENT, nan_upper},
     {"upper < lower", "upper_limit", DS, DS_ERR_INVALID_ARGUMENT, upper_below},
-    {"desc layout 2", "layout", DS, DS_ERR_INVALID_ARGUMENT, bad_desc_layout},
+    {"desc layout 2", "desc->layout", DS, DS_ERR_INVALID_ARGUMENT, bad_desc_layout},
     {"layout -1", "layout", PFWD | PBWD, DS_ERR_INVALID_ARGUMENT, bad_layout},
     {"n = 0", "n:", BATCH, DS_ERR_INVALID_ARGUMENT, zero_n},
     {"c < 0", "c:", BATCH, DS_ERR_INVALID_ARGUMENT, neg_c},

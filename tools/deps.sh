@@ -2,6 +2,10 @@
 # Makes sure the Debian packages a target needs are installed: installs them
 # with apt-get when running as root, otherwise stops with the exact command.
 # Usage: tools/deps.sh PACKAGE...   (each PACKAGE is a Debian package name)
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "deps: no dpkg here; make sure these (Debian names) are installed: $*" >&2
+  exit 0
+fi
 missing=""
 for pkg in "$@"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"

@@ -79,27 +79,37 @@ static const float *cat(const float *grid, int b, int r, int k) {
   return grid + 2 * ((size_t)r * (size_t)b + (size_t)k);
 }
 
+/* Bins 0 and out_w/2 of cropped row i are their own mirrors: the Hermitian
+ * part along the height, (Z[i] + conj(Z[-i])) / 2, from F at (r, k) and at
+ * the mirror (-r', -k) of the spectrum row r' of cropped row -i. */
+static void crop_self_mirror(const crop_job *j, const float *f, float *p, int i, int k) {
+  const ds_crop *g = j->g;
+  int im = ds_mirror(i, g->out_h), km = ds_mirror(k, g->w);
+  int r = ds_source_row(i, g->h, g->out_h, g->rows_lo);
+  int rim = ds_mirror(ds_source_row(im, g->h, g->out_h, g->rows_lo), g->h);
+  ds_complex_combine(at(p, g->out_w, i, k), cat(f, g->w, r, k), 0.5f * j->mh[i] * j->fk[k],
+                     cat(f, g->w, rim, km), 0.5f * j->mh[im] * j->fk[k]);
+}
+
 /* Forward: the packed spectrum F (h x w, in) masked and cropped into P
  * (out_h x out_w, out), every element written. With s = mh[i] * fk[k]:
  * P[i][k] = s F[r][k] and, mirrored, P[-i][-k] = s F[-r][-k] (r the spectrum
- * row of cropped row i); columns 0 and out_w/2 take the Hermitian part. */
+ * row of cropped row i). The inner loop is plain strided copies so that it
+ * vectorizes. */
 static void crop_spectrum(const crop_job *j, const float *f, float *p) {
   const ds_crop *g = j->g;
-  int oh = g->out_h, ow = g->out_w;
+  int oh = g->out_h, ow = g->out_w, plain_end = 2 * (g->kc - 1) == ow ? g->kc - 1 : g->kc;
   for (int i = 0; i < oh; i++) {
-    int r = ds_source_row(i, g->h, oh, g->rows_lo), im = ds_mirror(i, oh);
-    int rm = ds_mirror(r, g->h), rim = ds_mirror(ds_source_row(im, g->h, oh, g->rows_lo), g->h);
-    for (int k = 0; k < g->kc; k++) {
-      float s = j->mh[i] * j->fk[k];
-      const float *v = cat(f, g->w, r, k), *vm = cat(f, g->w, rm, ds_mirror(k, g->w));
-      if (k == 0 || 2 * k == ow) {
-        float sm = 0.5f * j->mh[im] * j->fk[k];
-        ds_complex_combine(at(p, ow, i, k), v, 0.5f * s, cat(f, g->w, rim, ds_mirror(k, g->w)), sm);
-        continue;
-      }
-      ds_complex_scale(at(p, ow, i, k), v, s);
-      ds_complex_scale(at(p, ow, im, ow - k), vm, s);
+    int r = ds_source_row(i, g->h, oh, g->rows_lo);
+    const float *v = cat(f, g->w, r, 0), *vm = cat(f, g->w, ds_mirror(r, g->h), 0);
+    float *d = at(p, ow, i, 0), *dm = at(p, ow, ds_mirror(i, oh), 0), mh = j->mh[i];
+    for (int k = 1; k < plain_end; k++) {
+      float s = mh * j->fk[k];
+      d[2 * k] = s * v[2 * k], d[2 * k + 1] = s * v[2 * k + 1];
+      dm[2 * (ow - k)] = s * vm[2 * (g->w - k)], dm[2 * (ow - k) + 1] = s * vm[2 * (g->w - k) + 1];
     }
+    crop_self_mirror(j, f, p, i, 0);
+    if (plain_end < g->kc) crop_self_mirror(j, f, p, i, g->kc - 1);
   }
 }
 
