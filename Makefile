@@ -109,12 +109,17 @@ check-gpu: all
 	@echo "check-gpu: the CUDA path is not built in this version (see docs/status in README.md)"; exit 1
 
 demo: all
+	@mkdir -p build
 	$(CC) $(BASEFLAGS) $(CFLAGS) examples/learn_stride.c -o build/learn_stride $(STATIC) $(LIBS)
 	./build/learn_stride
 
+# THREADS: for both the library and PyTorch (default 2); BENCH_ARGS: more
+# options of bench/compare.py (--reps, --shapes).
+THREADS    ?= 2
 bench: all
-	$(CC) $(BASEFLAGS) -O2 bench/bench.c -o build/bench $(STATIC) $(LIBS)
-	$(PYTHON) bench/compare.py --bench build/bench
+	@mkdir -p build
+	$(CC) $(BASEFLAGS) $(CFLAGS) bench/bench.c -o build/bench $(STATIC) $(LIBS)
+	$(PYTHON) bench/compare.py --bench build/bench --threads $(THREADS) $(BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
