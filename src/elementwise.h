@@ -17,6 +17,8 @@
 #ifndef DS_ELEMENTWISE_H
 #define DS_ELEMENTWISE_H
 
+#include <math.h>
+
 #ifdef __CUDACC__
 #define DS_HD __host__ __device__ __forceinline__
 #else
@@ -71,6 +73,29 @@ DS_HD void ds_complex_combine(float *dst, const float *a, float sa, const float 
   if (sa != 0.0f) re = sa * a[0], im = sa * a[1];
   if (sb != 0.0f) re += sb * b[0], im += sb * b[1];
   dst[0] = re, dst[1] = im;
+}
+
+/* The spectra of the two images of a packed pair at one bin: given the
+ * packed spectrum F at (r, k) and at the mirror (-r, -k), the first image's
+ * is A = (F + conj(Fm)) / 2 and the second's B = (F - conj(Fm)) / (2i). */
+DS_HD void ds_unpack_pair(const float *f, const float *fm, float *a, float *b) {
+  float fr = f[0], fi = f[1], mr = fm[0], mi = fm[1];
+  a[0] = 0.5f * (fr + mr), a[1] = 0.5f * (fi - mi);
+  b[0] = 0.5f * (fi + mi), b[1] = 0.5f * (mr - fr);
+}
+
+/* Two images share a transform, so each adds rounding error to the other
+ * in proportion to the other's size. The second image is scaled by 2^shift
+ * (exact) to the binary exponent of the first's largest magnitude (m0, m1
+ * the two largest magnitudes), which keeps each image's error relative to
+ * its own size; 0 when either image is all zeros. Clamped so that 2^shift
+ * and 2^-shift are normal floats. */
+DS_HD int ds_pair_shift(float m0, float m1) {
+  int e0 = 0, e1 = 0;
+  if (!(m0 > 0.0f && m1 > 0.0f && m0 <= 3.4028235e38f && m1 <= 3.4028235e38f)) return 0;
+  frexpf(m0, &e0);
+  frexpf(m1, &e1);
+  return e0 - e1 < -125 ? -125 : (e0 - e1 > 126 ? 126 : e0 - e1);
 }
 
 /* Pixel offset of image `img` (= n*C + c) in a tensor of C channels and hw

@@ -9,6 +9,9 @@ int main(void) {
   srunner_add_suite(sr, gradient_suite());
   srunner_add_suite(sr, error_suite());
   srunner_add_suite(sr, property_suite());
+  srunner_add_suite(sr, threading_suite());
+  srunner_add_suite(sr, elementwise_suite());
+  srunner_add_suite(sr, penalty_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

@@ -128,6 +128,35 @@ START_TEST(test_optional_outputs_independent) {
 }
 END_TEST
 
+/* Images of a batch travel through the FFTs in pairs; each image's result
+ * must still be accurate relative to its own size: an image next to one
+ * 10^4 times larger (or 10^-4) gives what it gives alone, and an all-zero
+ * image gives exact zeros (y and dx). */
+START_TEST(test_pairs_do_not_leak) {
+  const float scale[] = {1e4f, 1e-4f, 0.0f};
+  int h = 20, w = 20, oh, ow, n = 1, c = 2;
+  ds_diffstride_desc d;
+  ds_diffstride_desc_init(&d);
+  ck_assert_int_eq(ds_diffstride_output_size(&d, h, w, (float[]){2.2f, 1.7f}, &oh, &ow), DS_OK);
+  float *x = buffer((size_t)c * h * w, 11), *y = buffer((size_t)c * oh * ow, 0), *alone = buffer((size_t)oh * ow, 0);
+  float *dy = buffer((size_t)c * oh * ow, 12), *dx = buffer((size_t)c * h * w, 0), *dx_alone = buffer((size_t)h * w, 0);
+  ds_context *ctx = cpu_context(1);
+  const float *s = (float[]){2.2f, 1.7f};
+  ck_assert_int_eq(ds_diffstride_forward(ctx, &d, 1, 1, h, w, s, x + h * w, oh, ow, alone), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward(ctx, &d, 1, 1, h, w, s, NULL, oh, ow, dy + oh * ow, dx_alone, NULL), DS_OK);
+  for (int i = 0; i < h * w; i++) x[i] *= scale[_i];
+  for (int i = 0; i < oh * ow; i++) dy[i] *= scale[_i];
+  ck_assert_int_eq(ds_diffstride_forward(ctx, &d, n, c, h, w, s, x, oh, ow, y), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward(ctx, &d, n, c, h, w, s, NULL, oh, ow, dy, dx, NULL), DS_OK);
+  ck_assert_double_lt(rel_error_ff(y + oh * ow, alone, (size_t)(oh * ow)), 2e-6);
+  ck_assert_double_lt(rel_error_ff(dx + h * w, dx_alone, (size_t)(h * w)), 2e-6);
+  for (int i = 0; scale[_i] == 0.0f && i < oh * ow; i++) ck_assert_float_eq(y[i], 0.0f);
+  for (int i = 0; scale[_i] == 0.0f && i < h * w; i++) ck_assert_float_eq(dx[i], 0.0f);
+  ds_context_destroy(ctx);
+  free(x), free(y), free(alone), free(dy), free(dx), free(dx_alone);
+}
+END_TEST
+
 /* The spec's examples, and effective strides as a fixed point (storing them
  * back, as the reference layer does, changes nothing). */
 START_TEST(test_spec_sizes) {
@@ -161,6 +190,7 @@ Suite *property_suite(void) {
   tcase_add_loop_test(tc, test_spectral_pool_adjoint, 0, 6);
   tcase_add_loop_test(tc, test_optional_outputs_independent, 0, NSHAPES);
   tcase_add_test(tc, test_spec_sizes);
+  tcase_add_loop_test(tc, test_pairs_do_not_leak, 0, 3);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
   return s;

@@ -8,6 +8,7 @@
  *   backward: pack dy -> 2-D FFT -> [x's spectrum -> mask gradients] ->
  *             [spectrum placed back and masked -> inverse 2-D FFT ->
  *             unpack dx]. */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@ typedef struct crop_job {
   float *mw; /* kc: mask of each bin */
   float *fk; /* kc: forward scale of bin k, mw / (out_h*out_w) */
   float *bk; /* kc: dx scale, c_k mw / (out_h*out_w*c'_k), c' the weights of the length-w inverse */
-  float *pk; /* kc: mask-gradient scale, c_k / (2*out_h*out_w) */
+  float *pk; /* kc: mask-gradient scale, c_k / (out_h*out_w) */
 } crop_job;
 
 typedef struct worker {
@@ -42,28 +43,61 @@ typedef struct worker {
 
 static long long images(const crop_job *j) { return (long long)j->b->n * j->b->c; }
 
-/* grid (hw complex) = image 2*pair + i * image 2*pair+1 (zero when the
- * batch has an odd count), gathered from a tensor of hw-pixel images. */
-static void pack_images(const crop_job *j, float *grid, const float *t, long long pair, long long hw) {
-  int step = ds_pixel_step(j->b->c, j->b->nhwc);
-  const float *re = t + ds_image_offset(2 * pair, j->b->c, hw, j->b->nhwc);
-  for (long long p = 0; p < hw; p++) grid[2 * p] = re[p * step];
-  if (2 * pair + 1 >= images(j)) {
-    for (long long p = 0; p < hw; p++) grid[2 * p + 1] = 0.0f;
-    return;
+/* One image (hw pixels, every step-th float of src) into one lane of the
+ * grid (0: real parts, 1: imaginary); returns its largest magnitude. */
+static float load_lane(float *grid, int lane, const float *src, int step, long long hw) {
+  float m[8] = {0}; /* 8 running maxima: one would chain every element on the last */
+  long long p = 0;
+  for (; p + 8 <= hw; p += 8)
+    for (int u = 0; u < 8; u++) {
+      float v = src[(p + u) * step];
+      grid[2 * (p + u) + lane] = v;
+      m[u] = fabsf(v) > m[u] ? fabsf(v) : m[u];
+    }
+  for (; p < hw; p++) {
+    grid[2 * p + lane] = src[p * step];
+    m[0] = fabsf(src[p * step]) > m[0] ? fabsf(src[p * step]) : m[0];
   }
-  const float *im = t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc);
-  for (long long p = 0; p < hw; p++) grid[2 * p + 1] = im[p * step];
+  for (int u = 1; u < 8; u++) m[0] = m[u] > m[0] ? m[u] : m[0];
+  return m[0];
 }
 
-/* The inverse of pack_images: real parts to one image, imaginary to the other. */
-static void unpack_images(const crop_job *j, const float *grid, float *t, long long pair, long long hw) {
+/* How a pair was packed: the second image scaled by 2^shift, and the
+ * factor each image's result is scaled back by (0 for an all-zero image,
+ * so that it gives exact zeros whatever its partner leaves in its lane). */
+typedef struct packing {
+  int shift;
+  float back[2];
+} packing;
+
+/* grid (hw complex) = image 2*pair + i * 2^shift * image 2*pair+1 (zero
+ * when the batch has an odd count), gathered from a tensor of hw-pixel
+ * images; the shift is ds_pair_shift's. */
+static packing pack_images(const crop_job *j, float *grid, const float *t, long long pair,
+                           long long hw) {
   int step = ds_pixel_step(j->b->c, j->b->nhwc);
-  float *re = t + ds_image_offset(2 * pair, j->b->c, hw, j->b->nhwc);
-  for (long long p = 0; p < hw; p++) re[p * step] = grid[2 * p];
-  if (2 * pair + 1 >= images(j)) return;
-  float *im = t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc);
-  for (long long p = 0; p < hw; p++) im[p * step] = grid[2 * p + 1];
+  float m0 = load_lane(grid, 0, t + ds_image_offset(2 * pair, j->b->c, hw, j->b->nhwc), step, hw);
+  float m1 = 0.0f;
+  if (2 * pair + 1 < images(j))
+    m1 = load_lane(grid, 1, t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc), step, hw);
+  else
+    for (long long p = 0; p < hw; p++) grid[2 * p + 1] = 0.0f;
+  packing k = {ds_pair_shift(m0, m1), {m0 != 0.0f, m1 != 0.0f}};
+  float s = ldexpf(1.0f, k.shift);
+  for (long long p = 0; k.shift && p < hw; p++) grid[2 * p + 1] *= s;
+  k.back[1] *= ldexpf(1.0f, -k.shift);
+  return k;
+}
+
+/* The inverse of pack_images: real parts to one image, imaginary parts to
+ * the other, each scaled back. */
+static void unpack_images(const crop_job *j, const float *grid, float *t, long long pair, long long hw,
+                          const packing *k) {
+  int step = ds_pixel_step(j->b->c, j->b->nhwc);
+  for (int lane = 0; lane < 2 && 2 * pair + lane < images(j); lane++) {
+    float *dst = t + ds_image_offset(2 * pair + lane, j->b->c, hw, j->b->nhwc), s = k->back[lane];
+    for (long long p = 0; p < hw; p++) dst[p * step] = s * grid[2 * p + lane];
+  }
 }
 
 /* A 2-D FFT of the grid: forward rows then columns, backward the reverse. */
@@ -141,21 +175,23 @@ static void uncrop_spectrum(const crop_job *j, const float *d, float *f) {
 }
 
 /* gh[i] += sum_k P[i][k] mw[k], gw[k] += sum_i P[i][k] mh[i], with P the
- * pair's Re(conj(G) X) at kept bin (i, k): from the packed spectra D of dy
- * (out) and F of x (in), P = pk[k] (Re(conj(D[i][k]) F[r][k]) +
- * Re(conj(D[-i][-k]) F[-r][-k])). */
-static void accumulate_pair(const crop_job *j, arena *a) {
+ * pair's Re(conj(G) X) at kept bin (i, k), each image's spectra unpacked
+ * from the packed ones, D of dy (out) and F of x (in), and scaled back:
+ * P = pk[k] sum_j by_j bx_j Re(conj(Y_j) X_j). */
+static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, const packing *kx) {
   const ds_crop *g = j->g;
   int oh = g->out_h, ow = g->out_w;
+  double s0 = (double)ky->back[0] * kx->back[0], s1 = (double)ky->back[1] * kx->back[1];
   for (int i = 0; i < oh; i++) {
     int r = ds_source_row(i, g->h, oh, g->rows_lo), im = ds_mirror(i, oh), rm = ds_mirror(r, g->h);
     double sum = 0.0;
     for (int k = 0; k < g->kc; k++) {
-      float p = ds_grad_product(cat(a->out, ow, i, k), cat(a->in, g->w, r, k)) +
-                ds_grad_product(cat(a->out, ow, im, ds_mirror(k, ow)), cat(a->in, g->w, rm, ds_mirror(k, g->w)));
-      p *= j->pk[k];
-      sum += (double)(p * j->mw[k]);
-      a->gw[k] += (double)(p * j->mh[i]);
+      float x0[2], x1[2], y0[2], y1[2];
+      ds_unpack_pair(cat(a->in, g->w, r, k), cat(a->in, g->w, rm, ds_mirror(k, g->w)), x0, x1);
+      ds_unpack_pair(cat(a->out, ow, i, k), cat(a->out, ow, im, ds_mirror(k, ow)), y0, y1);
+      double p = j->pk[k] * (s0 * ds_grad_product(y0, x0) + s1 * ds_grad_product(y1, x1));
+      sum += p * j->mw[k];
+      a->gw[k] += p * j->mh[i];
     }
     a->gh[i] += sum;
   }
@@ -163,11 +199,11 @@ static void accumulate_pair(const crop_job *j, arena *a) {
 
 static void forward_pair(const crop_job *j, arena *a, long long pair) {
   const ds_crop *g = j->g;
-  pack_images(j, a->in, j->in, pair, (long long)g->h * g->w);
+  packing k = pack_images(j, a->in, j->in, pair, (long long)g->h * g->w);
   grid_fft(&j->p.in, a->in, 0);
   crop_spectrum(j, a->in, a->out);
   grid_fft(&j->p.out, a->out, 1);
-  unpack_images(j, a->out, j->out, pair, (long long)g->out_h * g->out_w);
+  unpack_images(j, a->out, j->out, pair, (long long)g->out_h * g->out_w, &k);
 }
 
 /* The gradient with respect to the cropped masked spectrum is
@@ -175,17 +211,17 @@ static void forward_pair(const crop_job *j, arena *a, long long pair) {
  * it (the factors pk and bk hold c_k and the scale). */
 static void backward_pair(const crop_job *j, arena *a, long long pair) {
   const ds_crop *g = j->g;
-  pack_images(j, a->out, j->in, pair, (long long)g->out_h * g->out_w);
+  packing ky = pack_images(j, a->out, j->in, pair, (long long)g->out_h * g->out_w);
   grid_fft(&j->p.out, a->out, 0);
   if (j->grad) {
-    pack_images(j, a->in, j->x, pair, (long long)g->h * g->w);
+    packing kx = pack_images(j, a->in, j->x, pair, (long long)g->h * g->w);
     grid_fft(&j->p.in, a->in, 0);
-    accumulate_pair(j, a);
+    accumulate_pair(j, a, &ky, &kx);
   }
   if (!j->out) return;
   uncrop_spectrum(j, a->out, a->in);
   grid_fft(&j->p.in, a->in, 1);
-  unpack_images(j, a->in, j->out, pair, (long long)g->h * g->w);
+  unpack_images(j, a->in, j->out, pair, (long long)g->h * g->w, &ky);
 }
 
 static void *run_worker(void *arg) {
@@ -236,7 +272,7 @@ static ds_status job_begin(ds_context *ctx, crop_job *j, int *threads) {
     float c = ds_bin_weight(k, g->out_w);
     j->fk[k] = j->mw[k] / area;
     j->bk[k] = c * j->mw[k] / (area * ds_bin_weight(k, g->w));
-    j->pk[k] = c / (2.0f * area);
+    j->pk[k] = c / area;
   }
   return DS_OK;
 }

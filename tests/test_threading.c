@@ -1,0 +1,371 @@
+/* The CPU backend's threads and plan cache: results that do not depend on
+ * the thread count, contexts used from several threads at once, and the
+ * FFTW plans a context keeps (reused, added, evicted least recently used).
+ * Check's asserts run on the main thread only: workers record their results
+ * and the main thread compares them. */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "util.h"
+
+/* One batch through one op: DiffStride forward, then backward with dx and
+ * dstrides; or spectral pooling forward and backward. */
+typedef struct workload {
+  int pool; /* 0: DiffStride (R = 4, cropping on), 1: spectral pooling */
+  int layout;
+  int n, c, h, w;
+  float s[2];
+} workload;
+
+/* An even batch that splits evenly, an odd one (15 images, odd sizes) that
+ * does not; both ops, both layouts. */
+static const workload loads[] = {
+    {0, DS_LAYOUT_NCHW, 4, 6, 32, 32, {2.0f, 2.0f}}, {0, DS_LAYOUT_NHWC, 4, 6, 32, 32, {2.0f, 2.0f}},
+    {0, DS_LAYOUT_NCHW, 3, 5, 17, 23, {1.7f, 2.6f}}, {0, DS_LAYOUT_NHWC, 3, 5, 17, 23, {1.7f, 2.6f}},
+    {1, DS_LAYOUT_NCHW, 4, 6, 32, 32, {2.0f, 2.0f}}, {1, DS_LAYOUT_NHWC, 4, 6, 32, 32, {2.0f, 2.0f}},
+    {1, DS_LAYOUT_NCHW, 3, 5, 17, 23, {1.5f, 3.0f}}, {1, DS_LAYOUT_NHWC, 3, 5, 17, 23, {1.5f, 3.0f}},
+};
+#define NLOADS (int)(sizeof loads / sizeof loads[0])
+
+/* What a workload produced: y (forward), dx and, for DiffStride, dstrides.
+ * st is the first failing status (DS_OK if none). */
+typedef struct result {
+  size_t in, out;
+  float *y, *dx;
+  float ds[2];
+  ds_status st;
+} result;
+
+static void result_free(result *r) {
+  free(r->y), free(r->dx);
+  r->y = r->dx = NULL;
+}
+
+/* Runs load on ctx into r. No Check calls: it also runs on worker threads.
+ * The outputs start as NaN (0xff bytes), so an element a call leaves
+ * unwritten cannot match a complete result. */
+static ds_status run_load(ds_context *ctx, const workload *ld, unsigned seed, result *r) {
+  ds_diffstride_desc d;
+  ds_diffstride_desc_init(&d);
+  d.layout = ld->layout;
+  int oh, ow;
+  *r = (result){.st = ld->pool ? ds_spectral_pool_output_size(ld->h, ld->w, ld->s, &oh, &ow)
+                               : ds_diffstride_output_size(&d, ld->h, ld->w, ld->s, &oh, &ow)};
+  if (r->st != DS_OK) return r->st;
+  r->in = (size_t)ld->n * ld->c * ld->h * ld->w, r->out = (size_t)ld->n * ld->c * oh * ow;
+  float *x = malloc(sizeof(float) * r->in), *dy = malloc(sizeof(float) * r->out);
+  r->y = malloc(sizeof(float) * r->out), r->dx = malloc(sizeof(float) * r->in);
+  if (!x || !dy || !r->y || !r->dx) {
+    free(x), free(dy), result_free(r);
+    return r->st = DS_ERR_OUT_OF_MEMORY;
+  }
+  fill_random(x, r->in, seed), fill_random(dy, r->out, seed + 1000u);
+  memset(r->y, 0xff, sizeof(float) * r->out), memset(r->dx, 0xff, sizeof(float) * r->in);
+  memset(r->ds, 0xff, sizeof r->ds);
+  if (ld->pool) {
+    r->st = ds_spectral_pool_forward(ctx, ld->layout, ld->n, ld->c, ld->h, ld->w, ld->s, x, oh, ow, r->y);
+    if (r->st == DS_OK)
+      r->st = ds_spectral_pool_backward(ctx, ld->layout, ld->n, ld->c, ld->h, ld->w, ld->s, oh, ow, dy, r->dx);
+    r->ds[0] = r->ds[1] = 0.0f;
+  } else {
+    r->st = ds_diffstride_forward(ctx, &d, ld->n, ld->c, ld->h, ld->w, ld->s, x, oh, ow, r->y);
+    if (r->st == DS_OK)
+      r->st = ds_diffstride_backward(ctx, &d, ld->n, ld->c, ld->h, ld->w, ld->s, x, oh, ow, dy, r->dx, r->ds);
+  }
+  free(x), free(dy);
+  return r->st;
+}
+
+/* The reference result of a comparison: complete (finite everywhere, i.e.
+ * no poison left) and not all zero, so that equality to it means something. */
+static void check_reference(const result *r, const char *what) {
+  ck_assert_msg(r->st == DS_OK, "%s: status %d", what, r->st);
+  double ny = dot_ff(r->y, r->y, r->out), nx = dot_ff(r->dx, r->dx, r->in);
+  ck_assert_msg(isfinite(ny) && ny > 0.0 && isfinite(nx) && nx > 0.0, "%s: |y|^2 %g, |dx|^2 %g", what, ny, nx);
+  ck_assert_msg(isfinite(r->ds[0]) && isfinite(r->ds[1]), "%s: dstrides %g %g", what, r->ds[0], r->ds[1]);
+}
+
+/* y and dx bitwise equal; dstrides bitwise (exact_ds) or within 1e-6 relative. */
+static void check_same(const result *r, const result *ref, int exact_ds, const char *what) {
+  ck_assert_msg(r->st == DS_OK, "%s: status %d", what, r->st);
+  ck_assert_msg(r->in == ref->in && r->out == ref->out, "%s: sizes differ", what);
+  ck_assert_msg(!memcmp(r->y, ref->y, sizeof(float) * r->out), "%s: y differs", what);
+  ck_assert_msg(!memcmp(r->dx, ref->dx, sizeof(float) * r->in), "%s: dx differs", what);
+  if (exact_ds)
+    ck_assert_msg(!memcmp(r->ds, ref->ds, sizeof r->ds), "%s: dstrides %.9g %.9g != %.9g %.9g", what,
+                  r->ds[0], r->ds[1], ref->ds[0], ref->ds[1]);
+  else
+    ck_assert_msg(rel_error_ff(r->ds, ref->ds, 2) < 1e-6, "%s: dstrides %.9g %.9g vs %.9g %.9g", what,
+                  r->ds[0], r->ds[1], ref->ds[0], ref->ds[1]);
+}
+
+/* ---------------------------------------------------------- thread counts */
+
+/* One context, its thread count changed between runs: 1 (the reference), 2,
+ * 3, one per core, 300 (more than the images: one image per thread), and 1
+ * again after the arenas grew. Each image is computed by the same code on
+ * whichever thread, so y and dx are bitwise equal; dstrides sums per-thread
+ * partial sums in a different grouping, so it may differ in the last bits. */
+START_TEST(test_thread_count_independent) {
+  const workload *ld = &loads[_i];
+  const int counts[] = {2, 3, 0, 300, 1};
+  char what[96];
+  ds_context *ctx = cpu_context(1);
+  result ref, r;
+  run_load(ctx, ld, 11u + (unsigned)_i, &ref);
+  snprintf(what, sizeof what, "load %d, 1 thread", _i);
+  check_reference(&ref, what);
+  for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+    ck_assert_int_eq(ds_context_set_threads(ctx, counts[k]), DS_OK);
+    run_load(ctx, ld, 11u + (unsigned)_i, &r);
+    snprintf(what, sizeof what, "load %d, %d threads", _i, counts[k]);
+    check_same(&r, &ref, 0, what);
+    result_free(&r);
+  }
+  result_free(&ref);
+  ds_context_destroy(ctx);
+}
+END_TEST
+
+/* -------------------------------------------------- concurrent contexts */
+
+enum { WORKERS = 4, REPEATS = 3 };
+
+/* A thread with its own context (threads: 1 or 2 per call) running every
+ * workload REPEATS times, starting at a different workload than the other
+ * workers so that different shapes are planned at the same time. */
+typedef struct worker {
+  int threads, first;
+  pthread_barrier_t *start;
+  ds_status st; /* context creation and set_threads */
+  result res[REPEATS][NLOADS];
+} worker;
+
+static void *work(void *arg) {
+  worker *wk = arg;
+  ds_context *ctx = NULL;
+  wk->st = ds_context_create(DS_DEVICE_CPU, &ctx);
+  if (wk->st == DS_OK) wk->st = ds_context_set_threads(ctx, wk->threads);
+  pthread_barrier_wait(wk->start);
+  for (int rep = 0; wk->st == DS_OK && rep < REPEATS; rep++)
+    for (int k = 0; k < NLOADS; k++) {
+      int l = (wk->first + k) % NLOADS;
+      run_load(ctx, &loads[l], 11u + (unsigned)l, &wk->res[rep][l]);
+    }
+  ds_context_destroy(ctx);
+  return NULL;
+}
+
+/* The references come from one context on the main thread, first with 1
+ * thread, then with 2; a worker's results must equal those of its thread
+ * count bitwise, dstrides included (the same split of the batch between
+ * threads, so the same partial sums). */
+START_TEST(test_concurrent_contexts) {
+  static result ref[2][NLOADS];
+  static worker wk[WORKERS];
+  char what[96];
+  ds_context *ctx = cpu_context(1);
+  for (int t = 0; t < 2; t++) {
+    ck_assert_int_eq(ds_context_set_threads(ctx, t + 1), DS_OK);
+    for (int l = 0; l < NLOADS; l++) {
+      run_load(ctx, &loads[l], 11u + (unsigned)l, &ref[t][l]);
+      snprintf(what, sizeof what, "reference, load %d, %d threads", l, t + 1);
+      check_reference(&ref[t][l], what);
+    }
+  }
+  ds_context_destroy(ctx);
+
+  pthread_barrier_t start;
+  ck_assert_int_eq(pthread_barrier_init(&start, NULL, WORKERS), 0);
+  pthread_t tid[WORKERS];
+  memset(wk, 0, sizeof wk);
+  for (int i = 0; i < WORKERS; i++) {
+    wk[i].threads = 1 + i % 2, wk[i].first = (i * NLOADS) / WORKERS + i % 2, wk[i].start = &start;
+    ck_assert_int_eq(pthread_create(&tid[i], NULL, work, &wk[i]), 0);
+  }
+  for (int i = 0; i < WORKERS; i++) ck_assert_int_eq(pthread_join(tid[i], NULL), 0);
+  pthread_barrier_destroy(&start);
+
+  for (int i = 0; i < WORKERS; i++) {
+    ck_assert_msg(wk[i].st == DS_OK, "worker %d: context status %d", i, wk[i].st);
+    for (int rep = 0; rep < REPEATS; rep++)
+      for (int l = 0; l < NLOADS; l++) {
+        snprintf(what, sizeof what, "worker %d (%d threads), repeat %d, load %d", i, wk[i].threads, rep, l);
+        check_same(&wk[i].res[rep][l], &ref[wk[i].threads - 1][l], 1, what);
+        result_free(&wk[i].res[rep][l]);
+      }
+  }
+  for (int t = 0; t < 2; t++)
+    for (int l = 0; l < NLOADS; l++) result_free(&ref[t][l]);
+}
+END_TEST
+
+/* ------------------------------------------------------------ plan cache */
+
+/* The plan cache of a CPU context as it stands. */
+typedef struct snapshot {
+  int cached;
+  plan_key key[DS_PLAN_CACHE];
+  fftwf_plan plan[DS_PLAN_CACHE];
+} snapshot;
+
+static snapshot take_snapshot(ds_context *ctx) {
+  const cpu_state *s = ctx->state;
+  snapshot sn = {.cached = s->cached};
+  ck_assert_int_ge(sn.cached, 0);
+  ck_assert_int_le(sn.cached, DS_PLAN_CACHE);
+  for (int i = 0; i < sn.cached; i++) sn.key[i] = s->cache[i].key, sn.plan[i] = s->cache[i].plan;
+  return sn;
+}
+
+/* The first `count` entries of a and b hold the same keys and plans. */
+static int same_entries(const snapshot *a, const snapshot *b, int count) {
+  for (int i = 0; i < count; i++)
+    if (memcmp(&a->key[i], &b->key[i], sizeof a->key[i]) || a->plan[i] != b->plan[i]) return 0;
+  return 1;
+}
+
+static int has_key(const snapshot *sn, const plan_key *k) {
+  for (int i = 0; i < sn->cached; i++)
+    if (!memcmp(&sn->key[i], k, sizeof *k)) return 1;
+  return 0;
+}
+
+/* The first forward + backward of a shape plans; the same calls again reuse
+ * every plan (same count, same plan pointers) and give the same numbers; a
+ * second shape adds plans and keeps the first shape's. */
+START_TEST(test_plans_reused) {
+  ds_context *ctx = cpu_context(2);
+  ck_assert_int_eq(take_snapshot(ctx).cached, 0);
+  result first, again, other;
+  ck_assert_int_eq(run_load(ctx, &loads[0], 5u, &first), DS_OK);
+  snapshot s1 = take_snapshot(ctx);
+  ck_assert_int_gt(s1.cached, 0);
+  for (int rep = 0; rep < 2; rep++) {
+    ck_assert_int_eq(run_load(ctx, &loads[0], 5u, &again), DS_OK);
+    snapshot s2 = take_snapshot(ctx);
+    ck_assert_int_eq(s2.cached, s1.cached);
+    ck_assert_msg(same_entries(&s2, &s1, s1.cached), "repeat %d: a cached plan changed", rep);
+    check_same(&again, &first, 1, "repeated call");
+    result_free(&again);
+  }
+  ck_assert_int_eq(run_load(ctx, &loads[2], 6u, &other), DS_OK); /* 17 x 23: a new shape */
+  snapshot s3 = take_snapshot(ctx);
+  ck_assert_int_gt(s3.cached, s1.cached);
+  ck_assert_msg(same_entries(&s3, &s1, s1.cached), "the first shape's plans changed");
+  result_free(&first), result_free(&other);
+  ds_context_destroy(ctx);
+}
+END_TEST
+
+/* More distinct shapes than the cache holds plans (each shape needs several):
+ * the cache stays within DS_PLAN_CACHE, the first shape's plans are evicted,
+ * and both the last shape and the first one (planned again) give the numbers
+ * of a fresh context. */
+enum { SHAPES = DS_PLAN_CACHE + 2 };
+
+static workload nth_shape(int i) {
+  /* Distinct heights 6..71 (so distinct plans), widths 8..16. */
+  return (workload){0, DS_LAYOUT_NCHW, 1, 2, 6 + i, 8 + (i * 5) % 9, {2.0f, 1.5f}};
+}
+
+static void check_fresh(const workload *ld, unsigned seed, const result *r, const char *what) {
+  ds_context *fresh = cpu_context(1);
+  result want;
+  ck_assert_int_eq(run_load(fresh, ld, seed, &want), DS_OK);
+  check_reference(&want, what);
+  check_same(r, &want, 1, what);
+  result_free(&want);
+  ds_context_destroy(fresh);
+}
+
+START_TEST(test_plan_cache_eviction) {
+  ds_context *ctx = cpu_context(1);
+  snapshot first = {0};
+  result last = {0}, again;
+  for (int i = 0; i < SHAPES; i++) {
+    workload ld = nth_shape(i);
+    result r;
+    ck_assert_msg(run_load(ctx, &ld, 100u + (unsigned)i, &r) == DS_OK, "shape %d: status %d", i, r.st);
+    snapshot sn = take_snapshot(ctx); /* checks cached <= DS_PLAN_CACHE */
+    if (i == 0) first = sn;
+    if (i == SHAPES - 1)
+      last = r;
+    else
+      result_free(&r);
+  }
+  snapshot full = take_snapshot(ctx);
+  ck_assert_int_eq(full.cached, DS_PLAN_CACHE);
+  int evicted = 0;
+  for (int i = 0; i < first.cached; i++) evicted += !has_key(&full, &first.key[i]);
+  ck_assert_msg(evicted > 0, "none of the first shape's %d plans was evicted", first.cached);
+
+  workload ld_last = nth_shape(SHAPES - 1), ld_first = nth_shape(0);
+  check_fresh(&ld_last, 100u + SHAPES - 1, &last, "last shape");
+  ck_assert_int_eq(run_load(ctx, &ld_first, 100u, &again), DS_OK);
+  snapshot after = take_snapshot(ctx);
+  for (int i = 0; i < first.cached; i++)
+    ck_assert_msg(has_key(&after, &first.key[i]), "first shape's plan %d not planned again", i);
+  check_fresh(&ld_first, 100u, &again, "first shape, planned again");
+  result_free(&last), result_free(&again);
+  ds_context_destroy(ctx);
+}
+END_TEST
+
+/* Least recently used, not oldest: a hot shape run between every two new
+ * shapes keeps all its plans (same plan pointers) while the new shapes push
+ * more than DS_PLAN_CACHE plans through the cache and evict the first new
+ * shape's. */
+START_TEST(test_plan_cache_lru) {
+  ds_context *ctx = cpu_context(1);
+  const workload hot = {1, DS_LAYOUT_NCHW, 1, 3, 20, 18, {2.0f, 2.0f}}; /* spectral pooling */
+  result r;
+  ck_assert_int_eq(run_load(ctx, &hot, 7u, &r), DS_OK);
+  result_free(&r);
+  snapshot h = take_snapshot(ctx), cold0 = {0};
+  for (int i = 0; i < SHAPES; i++) {
+    workload ld = nth_shape(i);
+    snapshot before = take_snapshot(ctx);
+    ck_assert_int_eq(run_load(ctx, &ld, 100u + (unsigned)i, &r), DS_OK);
+    result_free(&r);
+    if (i == 0) { /* the entries this shape added */
+      cold0.cached = take_snapshot(ctx).cached - before.cached;
+      snapshot after = take_snapshot(ctx);
+      for (int k = 0; k < cold0.cached; k++) cold0.key[k] = after.key[before.cached + k];
+    }
+    ck_assert_int_eq(run_load(ctx, &hot, 7u, &r), DS_OK);
+    result_free(&r);
+    snapshot now = take_snapshot(ctx);
+    for (int k = 0; k < h.cached; k++) {
+      int found = 0;
+      for (int e = 0; e < now.cached; e++)
+        found |= !memcmp(&now.key[e], &h.key[k], sizeof h.key[k]) && now.plan[e] == h.plan[k];
+      ck_assert_msg(found, "after new shape %d: hot plan %d was evicted or replaced", i, k);
+    }
+  }
+  ck_assert_int_eq(take_snapshot(ctx).cached, DS_PLAN_CACHE);
+  ck_assert_int_gt(cold0.cached, 0);
+  snapshot end = take_snapshot(ctx);
+  int evicted = 0; /* (a later shape may share a plan with it, e.g. an output grid) */
+  for (int k = 0; k < cold0.cached; k++) evicted += !has_key(&end, &cold0.key[k]);
+  ck_assert_msg(evicted > 0, "none of the first new shape's %d plans was evicted", cold0.cached);
+  ds_context_destroy(ctx);
+}
+END_TEST
+
+Suite *threading_suite(void) {
+  Suite *s = suite_create("threading");
+  TCase *tc = tcase_create("threading");
+  tcase_add_loop_test(tc, test_thread_count_independent, 0, NLOADS);
+  tcase_add_test(tc, test_concurrent_contexts);
+  tcase_add_test(tc, test_plans_reused);
+  tcase_add_test(tc, test_plan_cache_eviction);
+  tcase_add_test(tc, test_plan_cache_lru);
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  return s;
+}
