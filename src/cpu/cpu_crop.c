@@ -43,23 +43,27 @@ typedef struct worker {
 
 static long long images(const crop_job *j) { return (long long)j->b->n * j->b->c; }
 
-/* One image (hw pixels, every step-th float of src) into one lane of the
- * grid (0: real parts, 1: imaginary); returns its largest magnitude. */
-static float load_lane(float *grid, int lane, const float *src, int step, long long hw) {
-  float m[8] = {0}; /* 8 running maxima: one would chain every element on the last */
+/* Two images (hw pixels, every step-th float of a and of b) into the real
+ * and imaginary lanes of the grid in one pass (in NHWC they are adjacent
+ * channels, so each pixel is one 8-byte read); m gets their largest
+ * magnitudes. */
+static void load_pair(float *grid, const float *a, const float *b, int step, long long hw, float m[2]) {
+  float ma[8] = {0}, mb[8] = {0}; /* running maxima: one would chain every element on the last */
   long long p = 0;
   for (; p + 8 <= hw; p += 8)
     for (int u = 0; u < 8; u++) {
-      float v = src[(p + u) * step];
-      grid[2 * (p + u) + lane] = v;
-      m[u] = fabsf(v) > m[u] ? fabsf(v) : m[u];
+      float va = a[(p + u) * step], vb = b[(p + u) * step];
+      grid[2 * (p + u)] = va, grid[2 * (p + u) + 1] = vb;
+      ma[u] = fabsf(va) > ma[u] ? fabsf(va) : ma[u];
+      mb[u] = fabsf(vb) > mb[u] ? fabsf(vb) : mb[u];
     }
   for (; p < hw; p++) {
-    grid[2 * p + lane] = src[p * step];
-    m[0] = fabsf(src[p * step]) > m[0] ? fabsf(src[p * step]) : m[0];
+    grid[2 * p] = a[p * step], grid[2 * p + 1] = b[p * step];
+    ma[0] = fabsf(a[p * step]) > ma[0] ? fabsf(a[p * step]) : ma[0];
+    mb[0] = fabsf(b[p * step]) > mb[0] ? fabsf(b[p * step]) : mb[0];
   }
-  for (int u = 1; u < 8; u++) m[0] = m[u] > m[0] ? m[u] : m[0];
-  return m[0];
+  for (int u = 1; u < 8; u++) ma[0] = ma[u] > ma[0] ? ma[u] : ma[0], mb[0] = mb[u] > mb[0] ? mb[u] : mb[0];
+  m[0] = ma[0], m[1] = mb[0];
 }
 
 /* How a pair was packed: the second image scaled by 2^shift, and the
@@ -75,14 +79,13 @@ typedef struct packing {
  * images; the shift is ds_pair_shift's. */
 static packing pack_images(const crop_job *j, float *grid, const float *t, long long pair,
                            long long hw) {
-  int step = ds_pixel_step(j->b->c, j->b->nhwc);
-  float m0 = load_lane(grid, 0, t + ds_image_offset(2 * pair, j->b->c, hw, j->b->nhwc), step, hw);
-  float m1 = 0.0f;
-  if (2 * pair + 1 < images(j))
-    m1 = load_lane(grid, 1, t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc), step, hw);
-  else
-    for (long long p = 0; p < hw; p++) grid[2 * p + 1] = 0.0f;
-  packing k = {ds_pair_shift(m0, m1), {m0 != 0.0f, m1 != 0.0f}};
+  int step = ds_pixel_step(j->b->c, j->b->nhwc), odd = 2 * pair + 1 >= images(j);
+  const float *a = t + ds_image_offset(2 * pair, j->b->c, hw, j->b->nhwc);
+  float m[2];
+  load_pair(grid, a, odd ? a : t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc), step, hw, m);
+  for (long long p = 0; odd && p < hw; p++) grid[2 * p + 1] = 0.0f;
+  if (odd) m[1] = 0.0f;
+  packing k = {ds_pair_shift(m[0], m[1]), {m[0] != 0.0f, m[1] != 0.0f}};
   float s = ldexpf(1.0f, k.shift);
   for (long long p = 0; k.shift && p < hw; p++) grid[2 * p + 1] *= s;
   k.back[1] *= ldexpf(1.0f, -k.shift);
@@ -90,14 +93,17 @@ static packing pack_images(const crop_job *j, float *grid, const float *t, long 
 }
 
 /* The inverse of pack_images: real parts to one image, imaginary parts to
- * the other, each scaled back. */
+ * the other (none for the odd last image), each scaled back, in one pass. */
 static void unpack_images(const crop_job *j, const float *grid, float *t, long long pair, long long hw,
                           const packing *k) {
   int step = ds_pixel_step(j->b->c, j->b->nhwc);
-  for (int lane = 0; lane < 2 && 2 * pair + lane < images(j); lane++) {
-    float *dst = t + ds_image_offset(2 * pair + lane, j->b->c, hw, j->b->nhwc), s = k->back[lane];
-    for (long long p = 0; p < hw; p++) dst[p * step] = s * grid[2 * p + lane];
+  float *a = t + ds_image_offset(2 * pair, j->b->c, hw, j->b->nhwc), sa = k->back[0], sb = k->back[1];
+  if (2 * pair + 1 >= images(j)) {
+    for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p];
+    return;
   }
+  float *b = t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc);
+  for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p], b[p * step] = sb * grid[2 * p + 1];
 }
 
 /* A 2-D FFT of the grid: forward rows then columns, backward the reverse. */
