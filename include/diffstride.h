@@ -65,7 +65,14 @@ DS_API const char *ds_status_string(int status);
 DS_API const char *ds_last_error(void);
 
 typedef enum ds_device { DS_DEVICE_CPU = 0, DS_DEVICE_CUDA = 1 } ds_device;
-typedef enum ds_layout { DS_LAYOUT_NCHW = 0, DS_LAYOUT_NHWC = 1 } ds_layout;
+/* 2-D tensors are NCHW or NHWC; 1-D tensors (n, c, l) are NCL (the same
+ * value as NCHW) or NLC (as NHWC). */
+typedef enum ds_layout {
+  DS_LAYOUT_NCHW = 0,
+  DS_LAYOUT_NHWC = 1,
+  DS_LAYOUT_NCL = 0,
+  DS_LAYOUT_NLC = 1
+} ds_layout;
 
 /* Opaque: cached FFT plans, workspace, thread count, CUDA stream, last error. */
 typedef struct ds_context ds_context;
@@ -134,6 +141,28 @@ DS_API ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_des
                                         int c, int h, int w, const float strides[2],
                                         const float *x, int out_h, int out_w, const float *dy,
                                         float *dx, float dstrides[2]);
+
+/* ------------------------------------------------------------- 1-D DiffStride */
+
+/* The horizontal half of the 2-D layer, for signals x (n, c, l) in
+ * desc->layout (DS_LAYOUT_NCL or DS_LAYOUT_NLC): one stride, raised to
+ * l/(l-R) and clipped to the limits; the mask m(T, k) with T = max(l/s', 2)/2
+ * + 1 on the rfft bins k = 0..l/2; cropping keeps the K bins with m > 0 and
+ * gives length 2(K-1), cropping off keeps l. desc->shared_stride is not
+ * used. Requires l > R and l >= 2. */
+DS_API ds_status ds_diffstride1d_effective_stride(const ds_diffstride_desc *desc, int l,
+                                                  float stride, float *effective);
+DS_API ds_status ds_diffstride1d_output_size(const ds_diffstride_desc *desc, int l, float stride,
+                                             int *out_l);
+/* y (n, c, out_l) = DiffStride1d(x (n, c, l)). */
+DS_API ds_status ds_diffstride1d_forward(ds_context *ctx, const ds_diffstride_desc *desc, int n,
+                                         int c, int l, float stride, const float *x, int out_l,
+                                         float *y);
+/* dx (n, c, l) and dstride (one float) of L = sum(dy * y), as the 2-D
+ * backward: each optional, x read only for dstride. */
+DS_API ds_status ds_diffstride1d_backward(ds_context *ctx, const ds_diffstride_desc *desc, int n,
+                                          int c, int l, float stride, const float *x, int out_l,
+                                          const float *dy, float *dx, float *dstride);
 
 /* ---------------------------------------------------------- spectral pooling */
 

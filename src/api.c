@@ -90,6 +90,68 @@ ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_desc *desc
   return crop_backward(ctx, &g, &s, &b, x, dy, dx, dstrides);
 }
 
+ds_status ds_diffstride1d_effective_stride(const ds_diffstride_desc *desc, int l, float stride,
+                                           float *effective) {
+  ds_crop g;
+  ds_stride_state s;
+  ds_status st = ds__diffstride1d_geometry(NULL, desc, l, stride, &g, &s);
+  if (st == DS_OK) st = ds__check_ptr(NULL, effective, "effective");
+  if (st == DS_OK) *effective = (float)s.eff[1];
+  return st;
+}
+
+ds_status ds_diffstride1d_output_size(const ds_diffstride_desc *desc, int l, float stride,
+                                      int *out_l) {
+  ds_crop g;
+  ds_stride_state s;
+  ds_status st = ds__diffstride1d_geometry(NULL, desc, l, stride, &g, &s);
+  if (st == DS_OK) st = ds__check_ptr(NULL, out_l, "out_l");
+  if (st == DS_OK) *out_l = g.out_w;
+  return st;
+}
+
+/* The checks common to every 1-D call: signals are 1 x l images. */
+static ds_status diffstride1d_prepare(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
+                                      int l, float stride, int out_l, ds_crop *g,
+                                      ds_stride_state *s, ds_batch *b) {
+  ds_status st = ds__check_context(ctx);
+  if (st == DS_OK) st = ds__diffstride1d_geometry(ctx, desc, l, stride, g, s);
+  if (st == DS_OK) st = ds__check_count(ctx, n, c, l);
+  if (st == DS_OK && out_l != g->out_w)
+    st = ds__fail(ctx, DS_ERR_SHAPE_MISMATCH, "out_l: %d, the output length for this stride is %d",
+                  out_l, g->out_w);
+  if (st == DS_OK) *b = (ds_batch){.n = n, .c = c, .nhwc = desc->layout == DS_LAYOUT_NLC};
+  return st;
+}
+
+ds_status ds_diffstride1d_forward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
+                                  int l, float stride, const float *x, int out_l, float *y) {
+  ds_crop g;
+  ds_stride_state s;
+  ds_batch b;
+  ds_status st = diffstride1d_prepare(ctx, desc, n, c, l, stride, out_l, &g, &s, &b);
+  if (st == DS_OK) st = ds__check_ptr(ctx, x, "x");
+  if (st == DS_OK) st = ds__check_ptr(ctx, y, "y");
+  if (st != DS_OK) return st;
+  return ctx->backend->forward(ctx, &g, &b, x, y);
+}
+
+ds_status ds_diffstride1d_backward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
+                                   int l, float stride, const float *x, int out_l, const float *dy,
+                                   float *dx, float *dstride) {
+  ds_crop g;
+  ds_stride_state s;
+  ds_batch b;
+  float both[2];
+  ds_status st = diffstride1d_prepare(ctx, desc, n, c, l, stride, out_l, &g, &s, &b);
+  if (st == DS_OK) st = ds__check_ptr(ctx, dy, "dy");
+  if (st == DS_OK && dstride && !x)
+    st = ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "x: NULL pointer, needed for dstride");
+  if (st == DS_OK) st = crop_backward(ctx, &g, &s, &b, x, dy, dx, dstride ? both : NULL);
+  if (st == DS_OK && dstride) *dstride = both[1];
+  return st;
+}
+
 ds_status ds_spectral_pool_output_size(int h, int w, const float strides[2], int *out_h,
                                        int *out_w) {
   ds_crop g;

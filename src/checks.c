@@ -27,18 +27,20 @@ ds_status ds__check_image(ds_context *ctx, int h, int w) {
   return DS_OK;
 }
 
-/* n*c*h*w elements (and the complex workspace derived from them) must be
- * addressable: the product is checked against PTRDIFF_MAX / 16. */
-ds_status ds__check_batch(ds_context *ctx, int n, int c, int h, int w) {
+/* n*c images of `pixels` elements (and the complex workspace derived from
+ * them) must be addressable: the product is checked against PTRDIFF_MAX / 16. */
+ds_status ds__check_count(ds_context *ctx, int n, int c, double pixels) {
   if (n < 1) return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "n: %d, must be >= 1", n);
   if (c < 1) return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "c: %d, must be >= 1", c);
-  ds_status st = ds__check_image(ctx, h, w);
-  if (st != DS_OK) return st;
-  double elems = (double)n * (double)c * (double)h * (double)w;
-  if (elems > (double)(PTRDIFF_MAX / 16))
+  if ((double)n * (double)c * pixels > (double)(PTRDIFF_MAX / 16))
     return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT,
-                    "n*c*h*w: %d*%d*%d*%d overflows the address space", n, c, h, w);
+                    "n*c*pixels: %d*%d*%.0f overflows the address space", n, c, pixels);
   return DS_OK;
+}
+
+ds_status ds__check_batch(ds_context *ctx, int n, int c, int h, int w) {
+  ds_status st = ds__check_image(ctx, h, w);
+  return st != DS_OK ? st : ds__check_count(ctx, n, c, (double)h * (double)w);
 }
 
 ds_status ds__check_desc(ds_context *ctx, const ds_diffstride_desc *d) {

@@ -72,6 +72,33 @@ ds_status ds__diffstride_geometry(ds_context *ctx, const ds_diffstride_desc *d, 
   return DS_OK;
 }
 
+/* 1-D: the horizontal half of the layer, as a crop of a 1 x l image whose
+ * rows are never masked (T_h infinite: the ramp is 1 and outside [0, 1] for
+ * the gradient) and whose stride is eff[1]. */
+ds_status ds__diffstride1d_geometry(ds_context *ctx, const ds_diffstride_desc *d, int l,
+                                    float stride, ds_crop *g, ds_stride_state *s) {
+  ds_status st = ds__check_desc(ctx, d);
+  if (st != DS_OK) return st;
+  if (l < 2 || l <= d->smoothness)
+    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "l: %d, must be >= 2 and exceed desc->smoothness (%g)",
+                    l, (double)d->smoothness);
+  if (!isfinite(stride))
+    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "stride: %g, must be finite", (double)stride);
+  double raised = fmax(stride, l / (l - (double)d->smoothness));
+  *s = (ds_stride_state){.eff = {1.0, fmin(fmax(raised, d->lower_limit), d->upper_limit)}};
+  s->in_limits = raised >= d->lower_limit && raised <= d->upper_limit ? 2 : 0;
+  *g = (ds_crop){.h = 1, .w = l, .out_h = 1, .rows_lo = 1, .kw = l / 2 + 1, .masked = 1,
+                 .r = d->smoothness, .t_h = INFINITY};
+  g->t_w = fmax(l / s->eff[1], 2.0) / 2.0 + 1.0;
+  if (d->cropping) {
+    crop_to_mask(g);
+  } else {
+    g->out_w = l;
+    g->kc = g->kw;
+  }
+  return DS_OK;
+}
+
 ds_status ds__spectral_geometry(ds_context *ctx, int h, int w, const float strides[2],
                                 ds_crop *g) {
   ds_status st = ds__check_image(ctx, h, w);

@@ -71,6 +71,7 @@ ds_status ds__fail(ds_context *ctx, ds_status status, const char *fmt, ...)
 ds_status ds__check_desc(ds_context *ctx, const ds_diffstride_desc *desc);
 ds_status ds__check_image(ds_context *ctx, int h, int w);
 ds_status ds__check_batch(ds_context *ctx, int n, int c, int h, int w);
+ds_status ds__check_count(ds_context *ctx, int n, int c, double pixels);
 ds_status ds__check_ptr(ds_context *ctx, const void *p, const char *name);
 ds_status ds__check_layout(ds_context *ctx, int layout);
 ds_status ds__check_out(ds_context *ctx, int out_h, int out_w, int want_h, int want_w);
@@ -79,6 +80,8 @@ ds_status ds__check_context(ds_context *ctx);
 /* Geometry (geometry.c). */
 ds_status ds__diffstride_geometry(ds_context *ctx, const ds_diffstride_desc *desc, int h, int w,
                                   const float strides[2], ds_crop *g, ds_stride_state *s);
+ds_status ds__diffstride1d_geometry(ds_context *ctx, const ds_diffstride_desc *desc, int l,
+                                    float stride, ds_crop *g, ds_stride_state *s);
 ds_status ds__spectral_geometry(ds_context *ctx, int h, int w, const float strides[2],
                                 ds_crop *g);
 /* Masks of the cropped spectrum: mh[out_h] per cropped row, mw[kc] per bin. */

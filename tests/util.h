@@ -30,5 +30,6 @@ Suite *error_suite(void);
 Suite *threading_suite(void);
 Suite *elementwise_suite(void);
 Suite *penalty_suite(void);
+Suite *diffstride1d_suite(void);
 
 #endif
