@@ -1,6 +1,8 @@
-# libdiffstride. Targets: all check check-gpu demo bench install uninstall clean.
-# Variables: PREFIX DESTDIR CC CFLAGS, SANITIZE=1 (ASan+UBSan build of the
-# tests), CUDA=0 (leave the CUDA path out), GOLDEN (golden cases directory).
+# libdiffstride. Targets: all check valgrind check-gpu demo bench install
+# uninstall clean. Variables: PREFIX LIBDIR INCLUDEDIR DESTDIR CC CFLAGS,
+# SANITIZE=1 (ASan+UBSan build of the tests), CUDA=0 (leave the CUDA path
+# out), GOLDEN (golden cases directory), PYTHON, THREADS and BENCH_ARGS
+# (make bench).
 
 VERSION    := 0.1.0
 SOVERSION  := 0
@@ -53,7 +55,7 @@ SHARED     := lib/libdiffstride.so.$(VERSION)
 STATIC     := lib/libdiffstride.a
 TEST_BIN   := $(BUILD)/tests/test_diffstride
 
-.PHONY: all lib-deps test-deps check check-gpu demo bench install uninstall clean
+.PHONY: all lib-deps test-deps check valgrind check-gpu demo bench install uninstall clean
 all: lib-deps $(SHARED) $(STATIC) lib/diffstride.pc
 	@echo "libdiffstride $(VERSION): CPU path (FFTW3)$(if $(filter 1,$(WITH_CUDA)), + CUDA path ($(NVCC)),); nvcc: $(if $(NVCC),$(NVCC),not found)$(if $(filter 0,$(WITH_CUDA)),; CUDA path not built,)"
 
@@ -105,8 +107,15 @@ check: all test-deps $(TEST_BIN)
 	tests/check_exports.sh $(SHARED)
 	tests/install_test.sh
 
+# The Check suite under valgrind, in one process (CK_FORK=no): no errors,
+# no leaks (FFTW's planner keeps some memory "still reachable" at exit).
+valgrind: all test-deps $(TEST_BIN)
+	@command -v valgrind >/dev/null || tools/deps.sh valgrind
+	DS_GOLDEN_DIR=$(GOLDEN) CK_FORK=no valgrind --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite,indirect,possible $(TEST_BIN)
+
 check-gpu: all
-	@echo "check-gpu: the CUDA path is not built in this version (see docs/status in README.md)"; exit 1
+	@echo "check-gpu: the CUDA path is not built in this version (README.md, section Status)"; exit 1
 
 demo: all
 	@mkdir -p build
