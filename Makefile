@@ -43,12 +43,29 @@ else
 WITH_CUDA  := 0
 endif
 
-LIB_SRCS   := $(wildcard src/*.c) $(wildcard src/cpu/*.c)
+# With CUDA the library links cuFFT and the CUDA runtime (and libstdc++ for
+# nvcc's host code); the sanitizer build of the tests leaves CUDA out (the
+# CUDA runtime and ASan do not share an address space well).
+C_SRCS     := $(wildcard src/*.c) $(wildcard src/cpu/*.c)
 ifeq ($(WITH_CUDA),1)
-LIB_SRCS   := $(filter-out src/cuda_stub.c,$(LIB_SRCS))
+CUDA_HOME  := $(patsubst %/bin/,%,$(dir $(NVCC)))
+CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcufft -lcudart -lstdc++
+NVCCFLAGS  ?= -O3 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90
+LIB_OBJS   := $(filter-out build/release/src/cuda_stub.o,$(C_SRCS:%.c=build/release/%.o)) \
+              $(CUDA_SRCS:%.cu=build/release/%.o)
+else
+CUDA_LIBS  :=
+LIB_OBJS   := $(C_SRCS:%.c=build/release/%.o)
 endif
-LIB_OBJS   := $(LIB_SRCS:%.c=build/release/%.o)
-TEST_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+ALL_LIBS   := $(LIBS) $(CUDA_LIBS)
+ifeq ($(SANITIZE),1)
+TEST_LIB_OBJS := $(C_SRCS:%.c=$(BUILD)/%.o)
+TEST_LIBS  := $(LIBS)
+else
+TEST_LIB_OBJS := $(LIB_OBJS)
+TEST_LIBS  := $(ALL_LIBS)
+endif
 TEST_SRCS  := $(wildcard tests/*.c)
 TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SHARED     := lib/libdiffstride.so.$(VERSION)
@@ -65,10 +82,14 @@ lib-deps:
 test-deps:
 	@tools/deps.sh $(TEST_DEPS)
 
-HEADERS    := $(wildcard include/*.h src/*.h src/cpu/*.h)
+HEADERS    := $(wildcard include/*.h src/*.h src/cpu/*.h src/cuda/*.h)
 build/release/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(CFLAGS) -c $< -o $@
+
+build/release/src/cuda/%.o: src/cuda/%.cu $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -Iinclude -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra $(NVCCFLAGS) -c $< -o $@
 
 build/sanitize/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -76,7 +97,7 @@ build/sanitize/src/%.o: src/%.c $(HEADERS)
 
 $(SHARED): $(LIB_OBJS)
 	@mkdir -p lib
-	$(CC) -shared -Wl,-soname,libdiffstride.so.$(SOVERSION) $(CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) -shared -Wl,-soname,libdiffstride.so.$(SOVERSION) $(CFLAGS) -o $@ $^ $(ALL_LIBS)
 	ln -sf libdiffstride.so.$(VERSION) lib/libdiffstride.so.$(SOVERSION)
 	ln -sf libdiffstride.so.$(SOVERSION) lib/libdiffstride.so
 
@@ -86,7 +107,7 @@ $(STATIC): $(LIB_OBJS)
 
 # The .pc file names the install directories: made again by `install`.
 PC_SED     = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-                 -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|-lm -lpthread|'
+                 -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|-lm -lpthread $(CUDA_LIBS)|'
 lib/diffstride.pc: pkgconfig/diffstride.pc.in Makefile
 	@mkdir -p lib
 	$(PC_SED) $< > $@
@@ -95,7 +116,7 @@ $(BUILD)/libdiffstride-test.a: $(TEST_LIB_OBJS)
 	$(AR) rcs $@ $^
 
 $(TEST_BIN): $(TEST_OBJS) $(BUILD)/libdiffstride-test.a
-	$(CC) $(SANFLAGS) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(LIBS)
+	$(CC) $(SANFLAGS) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(TEST_LIBS)
 
 $(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h include/*.h src/*.h src/cpu/*.h) | test-deps
 	@mkdir -p $(dir $@)
@@ -119,7 +140,7 @@ check-gpu: all
 
 demo: all
 	@mkdir -p build
-	$(CC) $(BASEFLAGS) $(CFLAGS) examples/learn_stride.c -o build/learn_stride $(STATIC) $(LIBS)
+	$(CC) $(BASEFLAGS) $(CFLAGS) examples/learn_stride.c -o build/learn_stride $(STATIC) $(ALL_LIBS)
 	./build/learn_stride
 
 # THREADS: for both the library and PyTorch (default 2); BENCH_ARGS: more
@@ -127,7 +148,7 @@ demo: all
 THREADS    ?= 2
 bench: all
 	@mkdir -p build
-	$(CC) $(BASEFLAGS) $(CFLAGS) bench/bench.c -o build/bench $(STATIC) $(LIBS)
+	$(CC) $(BASEFLAGS) $(CFLAGS) bench/bench.c -o build/bench $(STATIC) $(ALL_LIBS)
 	$(PYTHON) bench/compare.py --bench build/bench --threads $(THREADS) $(BENCH_ARGS)
 
 install: all

@@ -2,8 +2,7 @@
  * the masks, and the stride gradient: host code shared by both backends. */
 #include <math.h>
 
-#include "elementwise.h"
-#include "internal.h"
+#include "masks.h"
 
 static ds_status check_strides(ds_context *ctx, const float strides[2], int count, double min) {
   if (!strides) return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "strides: NULL pointer");
@@ -120,11 +119,8 @@ static int crop_position(const ds_crop *g, int axis, int i) {
 }
 
 void ds__crop_masks(const ds_crop *g, float *mh, float *mw) {
-  for (int i = 0; i < g->out_h; i++) {
-    mh[i] = g->masked ? (float)ds_ramp(g->t_h, crop_position(g, 0, i), g->r) : 1.0f;
-  }
-  for (int k = 0; k < g->kc; k++)
-    mw[k] = g->masked ? (float)ds_ramp(g->t_w, crop_position(g, 1, k), g->r) : 1.0f;
+  for (int i = 0; i < g->out_h; i++) mh[i] = ds_mask_row(g, i);
+  for (int k = 0; k < g->kc; k++) mw[k] = ds_mask_bin(g, k);
 }
 
 /* dL/dT = (1/R) * sum of dL/dm over the positions where the ramp's argument

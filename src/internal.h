@@ -9,6 +9,10 @@
 
 #include "diffstride.h"
 
+#ifdef __cplusplus
+extern "C" { /* also compiled into the CUDA backend (C++) */
+#endif
+
 #define DS_ERROR_LEN 256
 
 /* The whole geometry of one crop operation: DiffStride and spectral pooling
@@ -95,5 +99,9 @@ void ds__stride_gradient(const ds_crop *g, const ds_stride_state *s, const doubl
 extern const ds_backend ds__cpu_backend;
 ds_status ds__cpu_open(ds_context *ctx);
 ds_status ds__cuda_open(ds_context *ctx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* DS_INTERNAL_H */

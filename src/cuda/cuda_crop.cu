@@ -1,0 +1,166 @@
+/* The crop op on the GPU: batched 2-D real FFTs (cuFFT R2C/C2R) around
+ * element-wise kernels built from the shared per-element functions
+ * (elementwise.h, masks.h), everything on the context's stream.
+ *   forward:  R2C(x) -> mask, crop, Hermitian part of columns 0 and out_w/2
+ *             -> C2R -> y;
+ *   backward: R2C(dy) -> [R2C(x) -> per-bin sums of Re(conj(Y) X), copied
+ *             to the host] -> [scaled, placed back, Hermitian part of
+ *             columns 0 and w/2 -> C2R -> dx].
+ * cuFFT's C2R assumes a Hermitian spectrum; the Hermitian part of the two
+ * self-mirrored columns is exactly the spec's inverse convention. */
+#include "../masks.h"
+#include "cuda.h"
+
+#define DS_BLOCK 256
+
+typedef cufftComplex cplx;
+
+static unsigned blocks(long long count) { return (unsigned)((count + DS_BLOCK - 1) / DS_BLOCK); }
+
+/* Z (images x out_h x kc) from X (images x h x kw): with
+ * s(i, k) = m_h(i) m_w(k) / (out_h out_w), Z = s X[r][k], or the Hermitian
+ * part (s X[r][k] + conj(s' X[r'][k])) / 2 on the self-mirrored bins. */
+__global__ void crop_kernel(ds_crop g, const cplx *x, cplx *z, long long count) {
+  long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  if (e >= count) return;
+  int k = (int)(e % g.kc), i = (int)(e / g.kc % g.out_h);
+  long long img = e / ((long long)g.kc * g.out_h);
+  const cplx *xi = x + img * g.h * g.kw;
+  float area = (float)g.out_h * (float)g.out_w, s = ds_mask_row(&g, i) * ds_mask_bin(&g, k) / area;
+  const float *v = (const float *)&xi[ds_source_row(i, g.h, g.out_h, g.rows_lo) * g.kw + k];
+  if (k != 0 && 2 * k != g.out_w) {
+    ds_complex_scale((float *)&z[e], v, s);
+    return;
+  }
+  int im = ds_mirror(i, g.out_h);
+  const cplx vm = xi[ds_source_row(im, g.h, g.out_h, g.rows_lo) * g.kw + k];
+  float conj_vm[2] = {vm.x, -vm.y}, sm = ds_mask_row(&g, im) * ds_mask_bin(&g, k) / area;
+  ds_complex_combine((float *)&z[e], v, 0.5f * s, conj_vm, 0.5f * sm);
+}
+
+/* D (images x h x kw), the spectrum of dx, from Y = R2C(dy) (images x
+ * out_h x kc): t(i, k) Y[i][k] at kept rows and bins, with
+ * t = c_k m_h m_w / (out_h out_w c'_k); the Hermitian part along the height
+ * on columns 0 and w/2; zero elsewhere. Every element is written. */
+__global__ void uncrop_kernel(ds_crop g, const cplx *y, cplx *d, long long count) {
+  long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  if (e >= count) return;
+  int k = (int)(e % g.kw), r = (int)(e / g.kw % g.h);
+  long long img = e / ((long long)g.kw * g.h);
+  const cplx *yi = y + img * g.out_h * g.kc;
+  float out[2] = {0.0f, 0.0f};
+  if (k < g.kc) {
+    float area = (float)g.out_h * (float)g.out_w, base = ds_bin_weight(k, g.out_w) * ds_mask_bin(&g, k) /
+                                                         (area * ds_bin_weight(k, g.w));
+    int i = ds_cropped_row(r, g.h, g.out_h, g.rows_lo), self = k == 0 || 2 * k == g.w;
+    int mi = self ? ds_cropped_row(ds_mirror(r, g.h), g.h, g.out_h, g.rows_lo) : -1;
+    float t = i < 0 ? 0.0f : base * ds_mask_row(&g, i) * (self ? 0.5f : 1.0f);
+    float tm = mi < 0 ? 0.0f : 0.5f * base * ds_mask_row(&g, mi);
+    cplx a = yi[(i < 0 ? 0 : i) * g.kc + k], b = yi[(mi < 0 ? 0 : mi) * g.kc + k];
+    float av[2] = {a.x, a.y}, conj_b[2] = {b.x, -b.y};
+    ds_complex_combine(out, av, t, conj_b, tm);
+  }
+  d[e].x = out[0], d[e].y = out[1];
+}
+
+/* sums[i][k] = sum over images of Re(conj(Y[i][k]) X[r][k]), one thread
+ * per kept bin (consecutive threads read consecutive bins). */
+__global__ void grad_kernel(ds_crop g, const cplx *y, const cplx *x, long long images, double *sums) {
+  long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  if (e >= (long long)g.out_h * g.kc) return;
+  int k = (int)(e % g.kc), i = (int)(e / g.kc), r = ds_source_row(i, g.h, g.out_h, g.rows_lo);
+  double acc = 0.0;
+  for (long long img = 0; img < images; img++) {
+    cplx a = y[img * g.out_h * g.kc + e], b = x[img * g.h * g.kw + (long long)r * g.kw + k];
+    float av[2] = {a.x, a.y}, bv[2] = {b.x, b.y};
+    acc += ds_grad_product(av, bv);
+  }
+  sums[e] = acc;
+}
+
+/* A batched real FFT between a tensor in the batch's layout and contiguous
+ * spectra: NCHW in one call, NHWC one call per sample (C images with
+ * pixels C apart). */
+static ds_status real_fft(ds_context *ctx, const ds_batch *b, int inverse, int n0, int n1, float *real,
+                          cplx *spec) {
+  long long pixels = (long long)n0 * n1, bins = (long long)n0 * (n1 / 2 + 1);
+  int calls = b->nhwc ? b->n : 1, batch = b->nhwc ? b->c : b->n * b->c;
+  cuda_plan_key key = {inverse, n0, n1, b->nhwc ? b->c : 1, b->nhwc ? 1 : (int)pixels, batch};
+  cufftHandle plan;
+  ds_status st = ds__cuda_plan(ctx, key, &plan);
+  for (int n = 0; st == DS_OK && n < calls; n++) {
+    float *r = real + (long long)n * pixels * batch;
+    cplx *c = spec + (long long)n * bins * batch;
+    cufftResult res = inverse ? cufftExecC2R(plan, c, r) : cufftExecR2C(plan, r, c);
+    if (res != CUFFT_SUCCESS) st = ds__cuda_fail(ctx, inverse ? "cufftExecC2R" : "cufftExecR2C", 1000 + (int)res);
+  }
+  return st;
+}
+
+static ds_status launched(ds_context *ctx, const char *what) {
+  cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? DS_OK : ds__cuda_fail(ctx, what, (int)e);
+}
+
+/* The two spectra of a call: the input grid's (images x h x kw) then the
+ * cropped one (images x out_h x kc). */
+static ds_status spectra(ds_context *ctx, const ds_crop *g, long long images, cplx **in, cplx **out) {
+  long long a = images * g->h * g->kw, c = images * g->out_h * g->kc;
+  ds_status st = ds__cuda_reserve(ctx, sizeof(cplx) * (size_t)(a + c), (size_t)g->out_h * g->kc);
+  *in = (cplx *)((cuda_state *)ctx->state)->buf;
+  *out = *in + a;
+  return st;
+}
+
+ds_status ds__cuda_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
+                                      const float *x, float *y) {
+  cudaStream_t stream = ((cuda_state *)ctx->state)->stream;
+  long long images = (long long)b->n * b->c, count = images * g->out_h * g->kc;
+  cplx *sx, *sz;
+  ds_status st = spectra(ctx, g, images, &sx, &sz);
+  if (st == DS_OK) st = real_fft(ctx, b, 0, g->h, g->w, (float *)x, sx);
+  if (st == DS_OK) crop_kernel<<<blocks(count), DS_BLOCK, 0, stream>>>(*g, sx, sz, count);
+  if (st == DS_OK) st = launched(ctx, "crop kernel");
+  if (st == DS_OK) st = real_fft(ctx, b, 1, g->out_h, g->out_w, y, sz);
+  return st;
+}
+
+/* The per-bin sums to the host (the one synchronization of the API), then
+ * gh[i] = sum_k P[i][k] m_w[k], gw[k] = sum_i P[i][k] m_h[i] with
+ * P = c_k / (out_h out_w) * sums. */
+static ds_status mask_gradients(ds_context *ctx, const ds_crop *g, double *gh, double *gw) {
+  cuda_state *s = (cuda_state *)ctx->state;
+  size_t count = (size_t)g->out_h * g->kc;
+  if (cudaMemcpyAsync(s->host_sums, s->sums, count * sizeof(double), cudaMemcpyDeviceToHost, s->stream) !=
+          cudaSuccess ||
+      cudaStreamSynchronize(s->stream) != cudaSuccess)
+    return ds__cuda_fail(ctx, "copying the gradient sums", (int)cudaGetLastError());
+  double area = (double)g->out_h * g->out_w;
+  for (int i = 0; i < g->out_h; i++) gh[i] = 0.0;
+  for (int k = 0; k < g->kc; k++) gw[k] = 0.0;
+  for (int i = 0; i < g->out_h; i++)
+    for (int k = 0; k < g->kc; k++) {
+      double p = ds_bin_weight(k, g->out_w) / area * s->host_sums[(size_t)i * g->kc + k];
+      gh[i] += p * ds_mask_bin(g, k);
+      gw[k] += p * ds_mask_row(g, i);
+    }
+  return DS_OK;
+}
+
+ds_status ds__cuda_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
+                                       const float *x, const float *dy, float *dx, double *gh, double *gw) {
+  cuda_state *s = (cuda_state *)ctx->state;
+  long long images = (long long)b->n * b->c, bins = (long long)g->out_h * g->kc;
+  cplx *sx, *sy;
+  ds_status st = spectra(ctx, g, images, &sx, &sy);
+  if (st == DS_OK) st = real_fft(ctx, b, 0, g->out_h, g->out_w, (float *)dy, sy);
+  if (st == DS_OK && gh) st = real_fft(ctx, b, 0, g->h, g->w, (float *)x, sx);
+  if (st == DS_OK && gh) grad_kernel<<<blocks(bins), DS_BLOCK, 0, s->stream>>>(*g, sy, sx, images, s->sums);
+  if (st == DS_OK && gh) st = launched(ctx, "gradient kernel");
+  if (st == DS_OK && gh) st = mask_gradients(ctx, g, gh, gw);
+  if (st != DS_OK || !dx) return st;
+  long long count = images * g->h * g->kw;
+  uncrop_kernel<<<blocks(count), DS_BLOCK, 0, s->stream>>>(*g, sy, sx, count);
+  st = launched(ctx, "uncrop kernel");
+  return st == DS_OK ? real_fft(ctx, b, 1, g->h, g->w, dx, sx) : st;
+}
