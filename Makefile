@@ -16,7 +16,7 @@ PYTHON     ?= python3
 
 # Debian packages: the library needs FFTW; the tests need Check and Python.
 LIB_DEPS   := libfftw3-dev
-TEST_DEPS  := check pkg-config python3
+TEST_DEPS  := check pkg-config python3 g++
 WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
               -Wstrict-prototypes -Wmissing-prototypes
 BASEFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude $(WARNINGS)
@@ -71,6 +71,15 @@ TEST_OBJS  := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SHARED     := lib/libdiffstride.so.$(VERSION)
 STATIC     := lib/libdiffstride.a
 TEST_BIN   := $(BUILD)/tests/test_diffstride
+CXXFLAGS   ?= -O3 -g
+CXXBASE    := -std=c++17 -Iinclude -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
+CPP_TEST   := $(BUILD)/tests/cpp_wrapper_test
+# The GPU suite: built with the CUDA path (not in the sanitizer build); it
+# reports itself skipped where no CUDA device is usable.
+ifeq ($(WITH_CUDA)$(SANITIZE),10)
+GPU_TEST   := $(BUILD)/tests/test_gpu
+CUDA_INC   := -I$(CUDA_HOME)/include
+endif
 
 .PHONY: all lib-deps test-deps check valgrind check-gpu demo bench install uninstall clean
 all: lib-deps $(SHARED) $(STATIC) lib/diffstride.pc
@@ -83,6 +92,11 @@ test-deps:
 	@tools/deps.sh $(TEST_DEPS)
 
 HEADERS    := $(wildcard include/*.h src/*.h src/cpu/*.h src/cuda/*.h)
+# Switching CUDA on or off changes what the libraries hold: this stamp,
+# newer after a switch, makes them relink.
+CONFIG     := build/release/with-cuda-$(WITH_CUDA)
+$(CONFIG):
+	@mkdir -p build/release && rm -f build/release/with-cuda-* && touch $@
 build/release/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(CFLAGS) -c $< -o $@
@@ -95,15 +109,15 @@ build/sanitize/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
-$(SHARED): $(LIB_OBJS)
+$(SHARED): $(LIB_OBJS) $(CONFIG)
 	@mkdir -p lib
-	$(CC) -shared -Wl,-soname,libdiffstride.so.$(SOVERSION) $(CFLAGS) -o $@ $^ $(ALL_LIBS)
+	$(CC) -shared -Wl,-soname,libdiffstride.so.$(SOVERSION) $(CFLAGS) -o $@ $(LIB_OBJS) $(ALL_LIBS)
 	ln -sf libdiffstride.so.$(VERSION) lib/libdiffstride.so.$(SOVERSION)
 	ln -sf libdiffstride.so.$(SOVERSION) lib/libdiffstride.so
 
-$(STATIC): $(LIB_OBJS)
+$(STATIC): $(LIB_OBJS) $(CONFIG)
 	@mkdir -p lib
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $(LIB_OBJS)
 
 # The .pc file names the install directories: made again by `install`.
 PC_SED     = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
@@ -112,18 +126,27 @@ lib/diffstride.pc: pkgconfig/diffstride.pc.in Makefile
 	@mkdir -p lib
 	$(PC_SED) $< > $@
 
-$(BUILD)/libdiffstride-test.a: $(TEST_LIB_OBJS)
-	$(AR) rcs $@ $^
+$(BUILD)/libdiffstride-test.a: $(TEST_LIB_OBJS) $(CONFIG)
+	rm -f $@ && $(AR) rcs $@ $(TEST_LIB_OBJS)
 
 $(TEST_BIN): $(TEST_OBJS) $(BUILD)/libdiffstride-test.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(TEST_LIBS)
 
 $(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h include/*.h src/*.h src/cpu/*.h) | test-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) -Isrc $(SANFLAGS) $(CFLAGS) $$(pkg-config --cflags check) -c $< -o $@
+	$(CC) $(BASEFLAGS) -Isrc $(CUDA_INC) $(SANFLAGS) $(CFLAGS) $$(pkg-config --cflags check) -c $< -o $@
 
-check: all test-deps $(TEST_BIN)
+$(CPP_TEST): tests/cpp_wrapper_test.cpp include/diffstride.hpp include/diffstride.h $(BUILD)/libdiffstride-test.a | test-deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXBASE) $(SANFLAGS) $(CXXFLAGS) $< -o $@ $(BUILD)/libdiffstride-test.a $(TEST_LIBS)
+
+$(GPU_TEST): $(BUILD)/tests/gpu/test_gpu.o $(BUILD)/tests/golden.o $(BUILD)/tests/util.o $(BUILD)/libdiffstride-test.a
+	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(TEST_LIBS)
+
+check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST)
 	DS_GOLDEN_DIR=$(GOLDEN) $(TEST_BIN)
+	$(CPP_TEST) $(GOLDEN)
+	$(if $(GPU_TEST),DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "gpu: GPU suite not built (no CUDA path in this build)")
 	$(PYTHON) tests/ffi_test.py $(SHARED) $(GOLDEN)
 	tests/check_exports.sh $(SHARED)
 	tests/install_test.sh
@@ -135,13 +158,15 @@ valgrind: all test-deps $(TEST_BIN)
 	DS_GOLDEN_DIR=$(GOLDEN) CK_FORK=no valgrind --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=definite,indirect,possible $(TEST_BIN)
 
-check-gpu: all
-	@echo "check-gpu: the CUDA path is not built in this version (README.md, section Status)"; exit 1
+check-gpu: all test-deps $(GPU_TEST)
+	$(if $(GPU_TEST),DS_REQUIRE_GPU=1 DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "check-gpu: no CUDA path in this build (nvcc not found, CUDA=0 or SANITIZE=1)"; exit 1)
 
 demo: all
 	@mkdir -p build
 	$(CC) $(BASEFLAGS) $(CFLAGS) examples/learn_stride.c -o build/learn_stride $(STATIC) $(ALL_LIBS)
 	./build/learn_stride
+	$(CXX) $(CXXBASE) $(CXXFLAGS) examples/cpp_example.cpp -o build/cpp_example $(STATIC) $(ALL_LIBS)
+	./build/cpp_example
 
 # THREADS: for both the library and PyTorch (default 2); BENCH_ARGS: more
 # options of bench/compare.py (--reps, --shapes).
@@ -153,7 +178,7 @@ bench: all
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 644 include/diffstride.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/diffstride.h include/diffstride.hpp $(DESTDIR)$(INCLUDEDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libdiffstride.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdiffstride.so.$(SOVERSION)
 	ln -sf libdiffstride.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libdiffstride.so
@@ -161,7 +186,8 @@ install: all
 	$(PC_SED) pkgconfig/diffstride.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/diffstride.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/diffstride.h $(DESTDIR)$(LIBDIR)/libdiffstride.a \
+	rm -f $(DESTDIR)$(INCLUDEDIR)/diffstride.h $(DESTDIR)$(INCLUDEDIR)/diffstride.hpp \
+	      $(DESTDIR)$(LIBDIR)/libdiffstride.a \
 	      $(DESTDIR)$(LIBDIR)/libdiffstride.so $(DESTDIR)$(LIBDIR)/libdiffstride.so.$(SOVERSION) \
 	      $(DESTDIR)$(LIBDIR)/libdiffstride.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/diffstride.pc
 
