@@ -1,8 +1,8 @@
 # libdiffstride. Targets: all check valgrind check-gpu demo bench install
 # uninstall clean. Variables: PREFIX LIBDIR INCLUDEDIR DESTDIR CC CFLAGS,
 # SANITIZE=1 (ASan+UBSan build of the tests), CUDA=0 (leave the CUDA path
-# out), GOLDEN (golden cases directory), PYTHON, THREADS and BENCH_ARGS
-# (make bench).
+# out), GOLDEN (golden cases directory), PYTHON, PYTHONDIR (where install
+# puts the Python package), THREADS and BENCH_ARGS (make bench).
 
 VERSION    := 0.1.0
 SOVERSION  := 0
@@ -13,10 +13,12 @@ GOLDEN     ?= ../shared/golden
 CFLAGS     ?= -O3 -g
 SANITIZE   ?= 0
 PYTHON     ?= python3
+PYTHON_VER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHONDIR  ?= $(PREFIX)/lib/python$(PYTHON_VER)/dist-packages
 
 # Debian packages: the library needs FFTW; the tests need Check and Python.
 LIB_DEPS   := libfftw3-dev
-TEST_DEPS  := check pkg-config python3 g++
+TEST_DEPS  := check pkg-config python3 python3-numpy g++
 WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
               -Wstrict-prototypes -Wmissing-prototypes
 BASEFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude $(WARNINGS)
@@ -148,6 +150,7 @@ check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST)
 	$(CPP_TEST) $(GOLDEN)
 	$(if $(GPU_TEST),DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "gpu: GPU suite not built (no CUDA path in this build)")
 	$(PYTHON) tests/ffi_test.py $(SHARED) $(GOLDEN)
+	DIFFSTRIDE_LIB=$(SHARED) DS_GOLDEN_DIR=$(GOLDEN) $(PYTHON) -m unittest discover -s bindings/python/tests -t bindings/python
 	tests/check_exports.sh $(SHARED)
 	tests/install_test.sh
 
@@ -184,8 +187,11 @@ install: all
 	ln -sf libdiffstride.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libdiffstride.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	$(PC_SED) pkgconfig/diffstride.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/diffstride.pc
+	install -d $(DESTDIR)$(PYTHONDIR)/diffstride
+	install -m 644 bindings/python/diffstride/*.py $(DESTDIR)$(PYTHONDIR)/diffstride/
 
 uninstall:
+	rm -rf $(DESTDIR)$(PYTHONDIR)/diffstride
 	rm -f $(DESTDIR)$(INCLUDEDIR)/diffstride.h $(DESTDIR)$(INCLUDEDIR)/diffstride.hpp \
 	      $(DESTDIR)$(LIBDIR)/libdiffstride.a \
 	      $(DESTDIR)$(LIBDIR)/libdiffstride.so $(DESTDIR)$(LIBDIR)/libdiffstride.so.$(SOVERSION) \

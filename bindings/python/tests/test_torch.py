@@ -1,0 +1,448 @@
+"""Tests of diffstride.torch (DiffStride2d, SpectralPool2d, DiffStride1d).
+
+Skipped when PyTorch is not installed. The modules (the library, float32)
+are compared with a plain PyTorch port of the reference layer written below
+(float64, forward with torch.fft, gradients by autograd): outputs and input
+gradients to a relative error of 1e-5, stride gradients to 1e-4. The stride
+gradients are also compared with central finite differences of the module's
+loss, at strides where no frequency sits on an end of the mask's ramp (there
+the one-sided convention of the reference differs from a central difference).
+torch.autograd.gradcheck does not apply: the library computes in float32.
+"""
+import contextlib
+import functools
+import math
+import threading
+import unittest
+from unittest import mock
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+from diffstride import _lib
+
+if torch is not None:
+    from diffstride.torch import DiffStride1d, DiffStride2d, SpectralPool2d
+
+TOL = 1e-5
+TOL_STRIDES = 1e-4
+TOL_FD = 1e-3
+NO_TORCH = "PyTorch is not installed: the diffstride.torch tests need it"
+F64 = None if torch is None else torch.float64
+
+
+# ------------------------------------------- plain PyTorch port (float64)
+
+def clip(v, lower, upper):
+    """clip(v, lower, upper) whose gradient passes on the closed interval, as
+    TensorFlow's clip_by_value (torch.clamp's is zero at the bounds)."""
+    inside = (v >= lower) & (v <= upper)
+    return torch.where(inside, v, torch.clamp(v, lower, upper).detach())
+
+
+def port_effective(strides, h, w, r, shared, lower, upper):
+    """Spec step 1: strides (2,) (shared: (1,)) -> (s_h', s_w') (2,). The raise
+    to the minimum stride changes only the value (detach); the limits clip."""
+    s = strides[:1].expand(2) if shared else strides
+    mins = (h / (h - r), w / (w - r))
+    floor = torch.tensor([max(mins)] * 2 if shared else mins, dtype=s.dtype)
+    return clip(s + (torch.maximum(s, floor) - s).detach(), lower, upper)
+
+
+def ramp(threshold, positions, r):
+    """The mask m(T, p) = clip((R + T - p) / R, 0, 1) on positions (P,) -> (P,)."""
+    return clip((r + threshold - positions) / r, 0.0, 1.0)
+
+
+def vertical_positions(h):
+    """p_h(r) of the reference's fftshifted distances, quirk included: (h,)."""
+    r = torch.arange(h, dtype=F64)
+    if h % 2 == 0:
+        return torch.where(r < h / 2, r, h - 1 - r)
+    return torch.where(r < (h - 1) / 2, r + 1, h - 1 - r)
+
+
+def real_inverse(z, n):
+    """numpy's irfft along the last axis: z (..., K) complex -> (..., n) real,
+    1/n * sum_k c_k Re(z_k e^{+2 pi j k b / n}), c_k = 1 for k = 0 and 2k = n."""
+    k = torch.arange(z.shape[-1], dtype=F64)
+    b = torch.arange(n, dtype=F64)
+    weight = torch.where((k == 0) | (2 * k == n), 1.0, 2.0)
+    basis = weight[:, None] * torch.exp(2j * math.pi * k[:, None] * b[None, :] / n) / n
+    return (z @ basis).real
+
+
+def irfft2(z, n):
+    """Spec step 9: inverse DFT down the columns of z (N,C,h',K), then real_inverse."""
+    return real_inverse(torch.fft.ifft(z, dim=-2), n)
+
+
+def kept(mask):
+    """Indices where the mask is positive (a stop-gradient selection): (K,)."""
+    return torch.nonzero(mask.detach() > 0).squeeze(1)
+
+
+def port_diffstride(x, strides, smoothness=4.0, cropping=True, shared_stride=False,
+                    lower_limit=1.0, upper_limit=math.inf):
+    """DiffStride forward of the reference layer: x (N,C,H,W) float64 -> y (N,C,h',w')."""
+    h, w = x.shape[-2:]
+    r = smoothness
+    s_h, s_w = port_effective(strides, h, w, r, shared_stride, lower_limit, upper_limit)
+    m_h = ramp(clip(h / s_h, 2.0, math.inf) / 2, vertical_positions(h), r)
+    m_w = ramp(clip(w / s_w, 2.0, math.inf) / 2 + 1, torch.arange(w // 2 + 1, dtype=F64), r)
+    z = torch.fft.rfft2(x) * (m_h[:, None] * m_w[None, :])
+    if not cropping:
+        return irfft2(z, w)
+    cols = kept(m_w)
+    z = z.index_select(-2, kept(m_h)).index_select(-1, cols)
+    return irfft2(z, 2 * (cols.numel() - 1))
+
+
+def port_spectral_pool(x, strides):
+    """Fixed spectral pooling: x (N,C,H,W) float64 -> (N,C,h',w')."""
+    h, w = x.shape[-2:]
+    out_h = max(math.floor(h / strides[0]) // 2 * 2, 2)
+    out_w = max(math.floor(w / strides[1]), 2)
+    rows = torch.cat([torch.arange(out_h // 2), torch.arange(h - out_h // 2, h)])
+    z = torch.fft.rfft2(x).index_select(-2, rows)[..., : out_w // 2 + 1]
+    return irfft2(z, out_w)
+
+
+def port_pool(x, _no_strides, strides):
+    """port_spectral_pool with the signature of the learnable ports (no stride parameter)."""
+    return port_spectral_pool(x, strides)
+
+
+def port_diffstride1d(x, stride, smoothness=4.0, cropping=True, lower_limit=1.0,
+                      upper_limit=math.inf):
+    """1-D DiffStride: x (N,C,L) float64, stride (1,) -> y (N,C,l')."""
+    length = x.shape[-1]
+    r = smoothness
+    floor = torch.tensor([length / (length - r)], dtype=F64)
+    s = clip(stride + (torch.maximum(stride, floor) - stride).detach(), lower_limit, upper_limit)
+    m = ramp(clip(length / s, 2.0, math.inf) / 2 + 1, torch.arange(length // 2 + 1, dtype=F64), r)
+    z = torch.fft.rfft(x) * m
+    if not cropping:
+        return real_inverse(z, length)
+    cols = kept(m)
+    return real_inverse(z.index_select(-1, cols), 2 * (cols.numel() - 1))
+
+
+# ----------------------------------------------------------------- helpers
+
+def rel_err(got, want):
+    """max|got - want| / max|want| in float64 (the absolute error when want is 0)."""
+    got, want = got.detach().double(), want.detach().double()
+    scale = want.abs().max().item()
+    diff = (got - want).abs().max().item()
+    return diff / scale if scale > 0 else diff
+
+
+class Spy:
+    """Records the arguments of a library function and calls it."""
+
+    def __init__(self, name):
+        self.function = _lib.FUNCTIONS[name]
+        self.calls = []
+
+    def __call__(self, *args):
+        self.calls.append(args)
+        return self.function(*args)
+
+
+@contextlib.contextmanager
+def spying(*names):
+    """{name: Spy} for the library functions `names`, for the with block."""
+    spies = {name: Spy(name) for name in names}
+    with mock.patch.dict(_lib.FUNCTIONS, spies):
+        yield spies
+
+
+def desc_layout(args):
+    """The layout field of the desc argument (args[1], a ctypes.byref)."""
+    return args[1]._obj.layout
+
+
+def random(shape, seed):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def run_module(module, param, x, g):
+    """(y, dx, dstrides) of module on x for the loss sum(g * y) (float64);
+    `param` is the module's stride parameter or None."""
+    x = x.detach().clone().requires_grad_(True)
+    y = module(x)
+    (y.double() * g).sum().backward()
+    return y, x.grad, None if param is None else param.grad
+
+
+def library_and_port(module, param, port, x, seed):
+    """Runs module (the library, float32) and port (float64) on x, with the loss
+    sum(g * y) for a random g. `param` is the module's stride parameter (or
+    None); the port gets a float64 copy of its value before the forward.
+    Returns ((y, dx, dstrides) of the module, (y, dx, dstrides) of the port)."""
+    s_port = None if param is None else param.detach().double().clone().requires_grad_(True)
+    x_port = x.detach().double().requires_grad_(True)
+    y_port = port(x_port, s_port)
+    g = random(y_port.shape, seed + 1).double()
+    (y_port * g).sum().backward()
+    lib = run_module(module, param, x, g)
+    return lib, (y_port, x_port.grad, None if s_port is None else s_port.grad)
+
+
+# --------------------------------------------------------------- the tests
+
+@unittest.skipIf(torch is None, NO_TORCH)
+class DiffStride2dTest(unittest.TestCase):
+    """DiffStride2d against the port: y, dx and dstrides, options of the reference layer."""
+
+    CASES = [
+        ((2, 3, 32, 32), (2.3, 2.7), {}),
+        ((2, 3, 32, 32), (2.0, 2.0), {}),                       # integer thresholds
+        ((2, 2, 31, 17), (1.7, 3.2), {}),
+        ((1, 3, 64, 64), (2.0, 4.0), {}),
+        ((2, 3, 28, 28), (2.5,), {"smoothness": 2.0, "shared_stride": True}),
+        ((2, 3, 24, 20), (1.6, 3.5), {"smoothness": 1.0, "lower_limit": 1.5, "upper_limit": 4.0}),
+        ((2, 3, 32, 32), (5.0, 2.5), {"upper_limit": 3.0}),     # s_h clipped: no gradient
+        ((2, 3, 32, 32), (2.2, 3.1), {"cropping": False}),
+        ((2, 2, 16, 15), (0.5, 1.0), {}),                       # raised to the minimum
+        ((1, 2, 33, 9), (2.8, 1.9), {"smoothness": 3.0}),
+    ]
+
+    def test_against_port(self):
+        for i, (shape, strides, opts) in enumerate(self.CASES):
+            with self.subTest(shape=shape, strides=strides, opts=opts):
+                module = DiffStride2d(strides, **opts)
+                lib, ref = library_and_port(module, module.strides,
+                                            functools.partial(port_diffstride, **opts),
+                                            random(shape, i), seed=i)
+                self.assertEqual(lib[0].shape, ref[0].shape)
+                self.assertLess(rel_err(lib[0], ref[0]), TOL)
+                self.assertLess(rel_err(lib[1], ref[1]), TOL)
+                self.assertEqual(lib[2].shape, ref[2].shape)
+                self.assertLess(rel_err(lib[2], ref[2]), TOL_STRIDES)
+
+    def test_effective_strides_are_written_back(self):
+        cases = [((32, 32), (0.5, 1.0), {}),
+                 ((28, 24), (0.5,), {"shared_stride": True}),
+                 ((32, 32), (5.0, 1.2), {"lower_limit": 1.5, "upper_limit": 3.0})]
+        for size, strides, opts in cases:
+            with self.subTest(size=size, strides=strides, opts=opts):
+                module = DiffStride2d(strides, **opts)
+                module(torch.zeros((1, 1) + size))
+                want = port_effective(torch.tensor(strides, dtype=F64), *size, 4.0,
+                                      opts.get("shared_stride", False),
+                                      opts.get("lower_limit", 1.0),
+                                      opts.get("upper_limit", math.inf))
+                self.assertEqual(module.strides.shape, (len(strides),))
+                self.assertLess(rel_err(module.strides, want[: len(strides)]), 1e-6)
+
+    def test_finite_differences_of_the_strides(self):
+        x = random((2, 3, 32, 32), 10)
+        for strides, opts in (((2.3, 2.7), {}), ((2.3, 2.3), {"shared_stride": True})):
+            with self.subTest(strides=strides, opts=opts):
+                module = DiffStride2d(strides, **opts)
+                check_finite_differences(self, module, module.strides, x)
+
+    def test_float64_input(self):
+        x = random((2, 3, 32, 32), 11)
+        y32 = DiffStride2d((2.3, 2.7))(x)
+        x64 = x.double().requires_grad_(True)
+        y64 = DiffStride2d((2.3, 2.7))(x64)
+        y64.sum().backward()
+        self.assertEqual((y64.dtype, x64.grad.dtype), (torch.float64, torch.float64))
+        self.assertTrue(torch.equal(y64.float(), y32))
+
+    def test_frozen_strides_skip_the_stride_gradient(self):
+        module = DiffStride2d((2.3, 2.7))
+        module.strides.requires_grad_(False)
+        x = random((2, 3, 32, 32), 12).requires_grad_(True)
+        with spying("ds_diffstride_backward") as spies:
+            module(x).sum().backward()
+        args = spies["ds_diffstride_backward"].calls[0]
+        self.assertIsNone(args[7])   # x
+        self.assertIsNone(args[12])  # dstrides
+        self.assertEqual(x.grad.shape, x.shape)
+
+    def test_bad_input(self):
+        with self.assertRaises(ValueError):
+            DiffStride2d()(torch.zeros(3, 32, 32))
+        with self.assertRaises(TypeError):
+            DiffStride2d()(torch.zeros(1, 3, 32, 32, dtype=torch.int64))
+        with self.assertRaises(ValueError) as cm:  # the library's InvalidArgumentError
+            DiffStride2d()(torch.zeros(1, 3, 4, 32))
+        self.assertIn("desc->smoothness", str(cm.exception))
+
+
+def check_finite_differences(test, module, param, x, eps=1e-2):
+    """param.grad of sum(g * module(x)) against central differences, each entry."""
+    s0 = param.detach().clone()
+    y = module(x)
+    g = random(y.shape, 20).double()
+    param.grad = None
+    (y.double() * g).sum().backward()
+    grad = param.grad.clone()
+    for i in range(s0.numel()):
+        losses = []
+        for sign in (1, -1):
+            with torch.no_grad():
+                param.copy_(s0)
+                param[i] += sign * eps
+                losses.append(float((module(x).double() * g).sum()))
+        fd = (losses[0] - losses[1]) / (2 * eps)
+        test.assertLess(abs(grad[i].item() - fd), TOL_FD * abs(fd), f"stride {i}: {grad} vs {fd}")
+    with torch.no_grad():
+        param.copy_(s0)
+
+
+@unittest.skipIf(torch is None, NO_TORCH)
+class MemoryFormatTest(unittest.TestCase):
+    """Channels-last and NCHW inputs reach the library as they are, no copy."""
+
+    def test_channels_last_is_passed_as_nhwc(self):
+        module = DiffStride2d((2.3, 2.7))
+        x = random((2, 3, 32, 32), 30).requires_grad_(True)
+        y = module(x)
+        y.backward(torch.ones_like(y))
+        xc = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        with spying("ds_diffstride_forward", "ds_diffstride_backward") as spies:
+            yc = module(xc)
+            yc.backward(torch.ones_like(yc))
+        fwd = spies["ds_diffstride_forward"].calls[0]
+        bwd = spies["ds_diffstride_backward"].calls[0]
+        self.assertEqual((desc_layout(fwd), desc_layout(bwd)), (1, 1))
+        self.assertEqual(fwd[7], xc.data_ptr())
+        self.assertEqual(fwd[10], yc.data_ptr())
+        self.assertTrue(yc.is_contiguous(memory_format=torch.channels_last))
+        self.assertTrue(xc.grad.is_contiguous(memory_format=torch.channels_last))
+        self.assertTrue(torch.equal(yc, y))
+        self.assertTrue(torch.equal(xc.grad, x.grad))
+
+    def test_nchw_is_passed_as_is(self):
+        x = random((2, 3, 32, 32), 31)
+        with spying("ds_diffstride_forward") as spies:
+            DiffStride2d((2.3, 2.7))(x)
+        args = spies["ds_diffstride_forward"].calls[0]
+        self.assertEqual((desc_layout(args), args[7]), (0, x.data_ptr()))
+
+    def test_other_strides_are_made_contiguous(self):
+        module = DiffStride2d((2.3, 2.7))
+        base = random((2, 3, 32, 64), 32)
+        x = base[..., ::2]
+        with spying("ds_diffstride_forward") as spies:
+            y = module(x)
+        self.assertEqual(desc_layout(spies["ds_diffstride_forward"].calls[0]), 0)
+        self.assertTrue(torch.equal(y, module(x.contiguous())))
+
+    def test_spectral_pool_channels_last(self):
+        x = random((2, 3, 31, 17), 33)
+        xc = x.contiguous(memory_format=torch.channels_last)
+        with spying("ds_spectral_pool_forward") as spies:
+            yc = SpectralPool2d((3.0, 1.5))(xc)
+        args = spies["ds_spectral_pool_forward"].calls[0]
+        self.assertEqual((args[1], args[7]), (1, xc.data_ptr()))
+        self.assertTrue(yc.is_contiguous(memory_format=torch.channels_last))
+        self.assertTrue(torch.equal(yc, SpectralPool2d((3.0, 1.5))(x)))
+
+
+@unittest.skipIf(torch is None, NO_TORCH)
+class SpectralPool2dTest(unittest.TestCase):
+
+    def test_against_port(self):
+        cases = [((2, 3, 32, 32), (2.0, 2.0)), ((2, 3, 64, 64), (2.0, 4.0)),
+                 ((1, 2, 31, 17), (3.0, 1.5)), ((2, 2, 28, 28), (2.7, 2.2))]
+        for i, (shape, strides) in enumerate(cases):
+            for fmt in (torch.contiguous_format, torch.channels_last):
+                with self.subTest(shape=shape, strides=strides, memory_format=fmt):
+                    x = random(shape, 40 + i).contiguous(memory_format=fmt)
+                    lib, ref = library_and_port(SpectralPool2d(strides), None,
+                                                functools.partial(port_pool, strides=strides),
+                                                x, seed=i)
+                    self.assertEqual(lib[0].shape, ref[0].shape)
+                    self.assertLess(rel_err(lib[0], ref[0]), TOL)
+                    self.assertLess(rel_err(lib[1], ref[1]), TOL)
+
+
+@unittest.skipIf(torch is None, NO_TORCH)
+class DiffStride1dTest(unittest.TestCase):
+
+    CASES = [((2, 3, 40), 2.3, {}), ((2, 3, 32), 2.0, {}), ((1, 2, 33), 3.1, {"cropping": False}),
+             ((2, 2, 30), 0.5, {}), ((2, 3, 24), 1.6, {"smoothness": 1.0, "lower_limit": 1.5,
+                                                       "upper_limit": 4.0})]
+
+    def test_against_port(self):
+        for i, (shape, stride, opts) in enumerate(self.CASES):
+            for nlc in (False, True):
+                with self.subTest(shape=shape, stride=stride, opts=opts, nlc=nlc):
+                    x = random(shape, 50 + i)
+                    if nlc:
+                        x = x.transpose(1, 2).contiguous().transpose(1, 2)
+                    module = DiffStride1d(stride, **opts)
+                    lib, ref = library_and_port(module, module.stride,
+                                                functools.partial(port_diffstride1d, **opts),
+                                                x, seed=i)
+                    self.assertEqual(lib[0].shape, ref[0].shape)
+                    self.assertLess(rel_err(lib[0], ref[0]), TOL)
+                    self.assertLess(rel_err(lib[1], ref[1]), TOL)
+                    self.assertLess(rel_err(lib[2], ref[2]), TOL_STRIDES)
+
+    def test_nlc_is_passed_as_is(self):
+        x = random((2, 3, 40), 60).transpose(1, 2).contiguous().transpose(1, 2)
+        with spying("ds_diffstride1d_forward") as spies:
+            y = DiffStride1d(2.3)(x)
+        args = spies["ds_diffstride1d_forward"].calls[0]
+        self.assertEqual((desc_layout(args), args[6]), (1, x.data_ptr()))
+        self.assertTrue(y.transpose(1, 2).is_contiguous())
+
+    def test_finite_differences_of_the_stride(self):
+        module = DiffStride1d(2.3)
+        check_finite_differences(self, module, module.stride, random((2, 3, 40), 61))
+
+    def test_effective_stride_is_written_back(self):
+        module = DiffStride1d(0.5)
+        module(torch.zeros(1, 1, 32))
+        self.assertAlmostEqual(module.stride.item(), 32 / 28, places=6)
+
+
+@unittest.skipIf(torch is None, NO_TORCH)
+class DeviceTest(unittest.TestCase):
+
+    @unittest.skipUnless(torch is not None and torch.cuda.is_available(), "no CUDA device")
+    def test_cuda_matches_cpu_or_names_the_missing_path(self):
+        x = random((2, 3, 32, 32), 71).contiguous(memory_format=torch.channels_last)
+        g = random((2, 3, 22, 20), 72).double()
+        cpu, gpu = DiffStride2d((2.3, 2.7)), DiffStride2d((2.3, 2.7)).cuda()
+        try:
+            on_gpu = run_module(gpu, gpu.strides, x.cuda(), g.cuda())
+        except RuntimeError as exc:
+            self.assertIn("issue 3", str(exc))
+            return
+        on_cpu = run_module(cpu, cpu.strides, x, g)
+        self.assertTrue(on_gpu[0].is_cuda)
+        self.assertTrue(on_gpu[0].is_contiguous(memory_format=torch.channels_last))
+        for got, want, tol in zip(on_gpu, on_cpu, (TOL, TOL, TOL_STRIDES)):
+            self.assertLess(rel_err(got.cpu(), want), tol)
+
+    def test_backward_on_another_thread(self):
+        module = DiffStride2d((2.3, 2.7))
+        x = random((2, 3, 32, 32), 70).requires_grad_(True)
+        y = module(x)
+        errors = []
+
+        def backward():
+            try:
+                y.sum().backward()
+            except Exception as exc:  # reported in the main thread
+                errors.append(exc)
+
+        t = threading.Thread(target=backward)
+        t.start()
+        t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(x.grad.shape, x.shape)
+
+
+if __name__ == "__main__":
+    unittest.main()
