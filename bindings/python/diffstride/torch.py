@@ -233,6 +233,17 @@ class _DiffStride2dCall(_Call):
         return dx, None if ds is None else _as_strides(list(ds), self.like)
 
 
+def _learned_forward(x, ndim, layer, param, call_type, desc):
+    """y of a layer whose stride parameter is learned; x has ndim dimensions.
+    Like the reference layer, the parameter then holds the effective strides."""
+    x32 = _library_input(x, ndim, layer)
+    call = call_type(x32, param, desc)
+    y = _LibraryFunction.apply(x32, param, call)
+    with torch.no_grad():
+        param.copy_(call.effective())
+    return y.to(x.dtype)
+
+
 class DiffStride2d(torch.nn.Module):
     """DiffStride: spectral downsampling with learnable strides.
 
@@ -258,12 +269,7 @@ class DiffStride2d(torch.nn.Module):
                              self.lower_limit, self.upper_limit, 0)
 
     def forward(self, x):
-        x32 = _library_input(x, 4, "DiffStride2d")
-        call = _DiffStride2dCall(x32, self.strides, self._desc())
-        y = _LibraryFunction.apply(x32, self.strides, call)
-        with torch.no_grad():
-            self.strides.copy_(call.effective())
-        return y.to(x.dtype)
+        return _learned_forward(x, 4, "DiffStride2d", self.strides, _DiffStride2dCall, self._desc())
 
     def extra_repr(self):
         return (f"strides={self.strides.tolist()}, smoothness={self.smoothness}, "
@@ -325,12 +331,7 @@ class DiffStride1d(torch.nn.Module):
     def forward(self, x):
         desc = _lib.new_desc(self.smoothness, self.cropping, False, self.lower_limit,
                              self.upper_limit, 0)
-        x32 = _library_input(x, 3, "DiffStride1d")
-        call = _DiffStride1dCall(x32, self.stride, desc)
-        y = _LibraryFunction.apply(x32, self.stride, call)
-        with torch.no_grad():
-            self.stride.copy_(call.effective())
-        return y.to(x.dtype)
+        return _learned_forward(x, 3, "DiffStride1d", self.stride, _DiffStride1dCall, desc)
 
     def extra_repr(self):
         return (f"stride={self.stride.item()}, smoothness={self.smoothness}, "
