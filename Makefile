@@ -1,5 +1,5 @@
-# libdiffstride. Targets: all check valgrind check-gpu demo bench install
-# uninstall clean. Variables: PREFIX LIBDIR INCLUDEDIR DESTDIR CC CFLAGS,
+# libdiffstride. Targets: all check valgrind check-gpu demo bench bench-gpu
+# install uninstall clean. Variables: PREFIX LIBDIR INCLUDEDIR DESTDIR CC CFLAGS,
 # SANITIZE=1 (ASan+UBSan build of the tests), CUDA=0 (leave the CUDA path
 # out), GOLDEN (golden cases directory), PYTHON, PYTHONDIR (where install
 # puts the Python package), THREADS and BENCH_ARGS (make bench).
@@ -83,7 +83,7 @@ GPU_TEST   := $(BUILD)/tests/test_gpu
 CUDA_INC   := -I$(CUDA_HOME)/include
 endif
 
-.PHONY: all lib-deps test-deps check valgrind check-gpu demo bench install uninstall clean
+.PHONY: all lib-deps test-deps check valgrind check-gpu demo bench bench-gpu install uninstall clean
 all: lib-deps $(SHARED) $(STATIC) lib/diffstride.pc
 	@echo "libdiffstride $(VERSION): CPU path (FFTW3)$(if $(filter 1,$(WITH_CUDA)), + CUDA path ($(NVCC)),); nvcc: $(if $(NVCC),$(NVCC),not found)$(if $(filter 0,$(WITH_CUDA)),; CUDA path not built,)"
 
@@ -172,12 +172,24 @@ demo: all
 	./build/cpp_example
 
 # THREADS: for both the library and PyTorch (default 2); BENCH_ARGS: more
-# options of bench/compare.py (--reps, --shapes).
+# options of bench/compare.py (--reps, --shapes). With the CUDA path,
+# build/bench also has --device cuda (bench/README.md).
 THREADS    ?= 2
-bench: all
+ifeq ($(WITH_CUDA),1)
+BENCH_CUDA := -DDS_BENCH_CUDA -I$(CUDA_HOME)/include
+endif
+build/bench: bench/bench.c $(STATIC)
 	@mkdir -p build
-	$(CC) $(BASEFLAGS) $(CFLAGS) bench/bench.c -o build/bench $(STATIC) $(ALL_LIBS)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(BENCH_CUDA) bench/bench.c -o $@ $(STATIC) $(ALL_LIBS)
+
+bench: all build/bench
 	$(PYTHON) bench/compare.py --bench build/bench --threads $(THREADS) $(BENCH_ARGS)
+
+# The GPU benchmark: the library against PyTorch on CUDA, bandwidth against
+# the copy bandwidth measured in the same run, peak extra device memory.
+bench-gpu: all build/bench
+	$(if $(BENCH_CUDA),,@echo "bench-gpu: no CUDA path in this build (nvcc not found or CUDA=0)"; exit 1)
+	$(PYTHON) bench/compare.py --device cuda --bench build/bench $(BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig

@@ -1,19 +1,28 @@
 #!/usr/bin/env python3
 """Times the plain-PyTorch layers of torch_layer.py on bench.c's shapes.
 
-    python3 bench/torch_bench.py [--threads T] [--reps R] [--shapes LIST] [--csv]
+    python3 bench/torch_bench.py [--device cpu|cuda] [--threads T] [--reps R]
+                                 [--shapes LIST] [--csv]
 
 Same shapes (strides (2, 2)), options, method (one warm-up call, then the
-median wall time of R calls) and columns as bench/bench. Operations:
+median time of R calls) and columns as bench/bench. Operations:
 fwd = forward under torch.no_grad(); bwd = y.backward(dy) on a graph built
 before the clock starts (dx, and the stride gradient for DiffStride);
 fwd+bwd = forward with autograd then y.backward(dy). NHWC rows run the
 channels-first layer on x.permute(0, 3, 1, 2) and make the result NHWC
 contiguous, as a PyTorch user with channels-last data would.
-Exits with status 3 when torch cannot be imported.
+
+--device cpu (default): wall time (time.perf_counter). --device cuda: x, dy
+and the strides on the GPU, the layer's own small tensors (masks, indices)
+made there too, each call timed alone with CUDA events on the current
+stream after torch.cuda.synchronize(); GB/s then counts each tensor once,
+as bench --device cuda does (fwd+bwd: x, y, dy, dx).
+Exits with status 3 when torch cannot be imported, 4 when --device cuda is
+asked and torch.cuda.is_available() is False.
 """
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -34,6 +43,7 @@ SHAPES = [
     (32, 256, 28, 28, "nchw"),
 ]
 STRIDES = (2.0, 2.0)
+SHAPE_ITEM = re.compile(r"^([0-9]+)x([0-9]+)x([0-9]+)x([0-9]+)(?:/(nchw|nhwc))?$")
 
 
 def dims_name(shape):
@@ -42,16 +52,40 @@ def dims_name(shape):
 
 
 def selected(shapes, shape):
-    """Whether the comma-separated list names the shape (bench.c's rule)."""
+    """Whether the comma-separated list names the table shape (bench.c's rule)."""
     if shapes is None:
         return True
     names = {dims_name(shape), f"{dims_name(shape)}/{shape[4]}"}
     return any(item in names for item in shapes.split(","))
 
 
-def layer_fn(layer, layout):
+def extra_shapes(shapes):
+    """The list's shapes that are not in the table, in list order (bench.c's
+    rule: both layouts unless one is named). Raises ValueError on a bad item."""
+    extra = []
+    for item in shapes.split(","):
+        match = SHAPE_ITEM.match(item)
+        dims = tuple(int(d) for d in match.groups()[:4]) if match else ()
+        if not match or min(dims) < 1:
+            raise ValueError(f"'{item}' is not NxCxHxW[/nchw|/nhwc]")
+        named = [dims + (match.group(5),)] if match.group(5) else [dims + ("nchw",),
+                                                                    dims + ("nhwc",)]
+        in_table = (named[0] in SHAPES if match.group(5)
+                    else any(s[:4] == dims for s in SHAPES))
+        extra += [] if in_table else [s for s in named if s not in extra]
+    return extra
+
+
+def select_shapes(shapes):
+    """The table's selected shapes in table order, then the extra ones."""
+    table = [s for s in SHAPES if selected(shapes, s)]
+    return table + (extra_shapes(shapes) if shapes is not None else [])
+
+
+def layer_fn(layer, layout, device):
     """A function x -> y for x in the layout; returns (fn, stride tensor or None)."""
-    strides = torch.tensor(STRIDES, requires_grad=True) if layer == "diffstride" else None
+    strides = (torch.tensor(STRIDES, device=device, requires_grad=True)
+               if layer == "diffstride" else None)
 
     def core(x):  # (N,C,H,W) -> (N,C,h',w')
         return diffstride(x, strides) if strides is not None else spectral_pool(x, STRIDES)
@@ -76,9 +110,30 @@ def median_ms(run, reps, prepare=lambda: None):
     return statistics.median(times)
 
 
+def cuda_median_ms(run, reps, prepare=lambda: None):
+    """median_ms on the GPU: each call alone between two CUDA events on the
+    current stream, after prepare()'s work has finished."""
+    start = torch.cuda.Event(enable_timing=True)
+    stop = torch.cuda.Event(enable_timing=True)
+    prepare()
+    run()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        prepare()
+        torch.cuda.synchronize()
+        start.record()
+        run()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop))
+    return statistics.median(times)
+
+
 def time_layer(layer, x, dy, layout, reps):
     """{op: ms} for fwd, bwd and fwd+bwd of one layer. x, dy in the layout."""
-    fn, strides = layer_fn(layer, layout)
+    fn, strides = layer_fn(layer, layout, x.device)
+    timer = cuda_median_ms if x.is_cuda else median_ms
     leaves = [x] + ([strides] if strides is not None else [])
     graph = {}
 
@@ -97,32 +152,35 @@ def time_layer(layer, x, dy, layout, reps):
     def forward_backward():
         fn(x).backward(dy)
 
-    return {"fwd": median_ms(forward_no_grad, reps),
-            "bwd": median_ms(lambda: graph["y"].backward(dy), reps, build),
-            "fwd+bwd": median_ms(forward_backward, reps, clear_grads)}
+    return {"fwd": timer(forward_no_grad, reps),
+            "bwd": timer(lambda: graph["y"].backward(dy), reps, build),
+            "fwd+bwd": timer(forward_backward, reps, clear_grads)}
 
 
-def layer_floats(layer, op, n_in, n_out):
-    """Floats read and written, as bench.c counts them."""
+def layer_floats(layer, op, n_in, n_out, once=False):
+    """Floats read and written, as bench.c counts them; once: each tensor
+    counted once (bench --device cuda), so fwd+bwd is x, y, dy, dx."""
     fwd = n_in + n_out
     bwd = 2 * n_in + n_out if layer == "diffstride" else n_in + n_out
-    return {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd + bwd}[op]
+    both = 2 * (n_in + n_out) if once else fwd + bwd
+    return {"fwd": fwd, "bwd": bwd, "fwd+bwd": both}[op]
 
 
-def bench_shape(shape, reps, emit):
+def bench_shape(shape, reps, device, emit):
     """Time both layers on one shape; emit(shape, layer, op, ms, floats)."""
     n, c, h, w, layout = shape
     gen = torch.Generator().manual_seed(1)
     x_nchw = torch.rand(n, c, h, w, generator=gen) * 2 - 1
-    x = (x_nchw if layout == "nchw" else x_nchw.permute(0, 2, 3, 1).contiguous())
+    x = (x_nchw if layout == "nchw" else x_nchw.permute(0, 2, 3, 1).contiguous()).to(device)
     x.requires_grad_(True)
     for layer in ("diffstride", "spectral_pool"):
-        fn, _ = layer_fn(layer, layout)
+        fn, _ = layer_fn(layer, layout, device)
         with torch.no_grad():
             y_shape = fn(x).shape
-        dy = torch.rand(y_shape, generator=gen) * 2 - 1
+        dy = (torch.rand(y_shape, generator=gen) * 2 - 1).to(device)
         for op, ms in time_layer(layer, x, dy, layout, reps).items():
-            emit(shape, layer, op, ms, layer_floats(layer, op, x.numel(), dy.numel()))
+            emit(shape, layer, op, ms,
+                 layer_floats(layer, op, x.numel(), dy.numel(), once=device.type == "cuda"))
 
 
 def make_emitter(csv):
@@ -141,6 +199,8 @@ def make_emitter(csv):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the tensors live (default cpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (0: cores)")
     parser.add_argument("--reps", type=int, default=9, help="timed calls per operation")
     parser.add_argument("--shapes", help="NxCxHxW[/nchw|/nhwc],... (default: all)")
@@ -151,19 +211,46 @@ def parse_args():
     return args
 
 
+def open_device(name):
+    """torch.device(name); None (after a message) when CUDA is asked and
+    torch cannot use it. (torch_layer creates its masks on the strides'
+    device.)"""
+    if name == "cuda" and not torch.cuda.is_available():
+        sys.stderr.write(f"torch_bench: --device cuda, but torch.cuda.is_available() is False "
+                         f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
+                         f"no usable GPU or driver for this torch\n")
+        return None
+    return torch.device(name)
+
+
+def header(args, device):
+    """The text header's first line."""
+    if device.type == "cuda":
+        return (f"torch {torch.__version__} on CUDA ({torch.cuda.get_device_name(device)}), "
+                f"median of {args.reps} reps (CUDA events), strides (2, 2)")
+    return (f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+            f"median of {args.reps} reps, strides (2, 2)")
+
+
 def main():
     args = parse_args()
-    shapes = [s for s in SHAPES if selected(args.shapes, s)]
+    try:
+        shapes = select_shapes(args.shapes)
+    except ValueError as error:
+        sys.stderr.write(f"torch_bench: --shapes: {error}\n")
+        return 1
     if not shapes:
         sys.stderr.write(f"torch_bench: no shape matches '{args.shapes}'\n")
         return 1
+    device = open_device(args.device)
+    if device is None:
+        return 4
     torch.set_num_threads(args.threads or os.cpu_count())
     if not args.csv:
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-              f"median of {args.reps} reps, strides (2, 2)")
+        print(header(args, device))
     emit = make_emitter(args.csv)
     for shape in shapes:
-        bench_shape(shape, args.reps, emit)
+        bench_shape(shape, args.reps, device, emit)
     return 0
 
 

@@ -46,7 +46,7 @@ def effective_strides(strides, h, w, smoothness, shared, lower, upper):
         floor = torch.full_like(s, max(min_h, min_w))
     else:
         s = strides
-        floor = torch.tensor([min_h, min_w], dtype=s.dtype)
+        floor = torch.tensor([min_h, min_w], dtype=s.dtype, device=s.device)
     raised = s + (torch.maximum(s, floor) - s).detach()
     return clip(raised, lower, upper)
 
@@ -62,7 +62,7 @@ def ramp(threshold, positions, smoothness):
 def horizontal_mask(w, stride, smoothness):
     """Mask over the rfft columns k = 0..w//2: (w//2+1,). T_w = t_w/2 + 1."""
     target = clip(w / stride, 2.0, math.inf)  # t_w = max(W/s', 2)
-    positions = torch.arange(w // 2 + 1, dtype=torch.float32)
+    positions = torch.arange(w // 2 + 1, dtype=torch.float32, device=stride.device)
     return ramp(target / 2 + 1, positions, smoothness)
 
 
@@ -73,7 +73,7 @@ def vertical_mask(h, stride, smoothness):
     ramp, then fftshift (which gives its even/odd-H position quirk).
     """
     target = clip(h / stride, 2.0, math.inf)  # t_h = max(H/s', 2)
-    half = torch.arange(h // 2 + h % 2, dtype=torch.float32)
+    half = torch.arange(h // 2 + h % 2, dtype=torch.float32, device=stride.device)
     positions = torch.cat([torch.flip(half[h % 2:], dims=[0]), half])
     return torch.fft.fftshift(ramp(target / 2, positions, smoothness))
 
