@@ -63,19 +63,43 @@ __global__ void uncrop_kernel(ds_crop g, const cplx *y, cplx *d, long long count
   d[e].x = out[0], d[e].y = out[1];
 }
 
-/* sums[i][k] = sum over images of Re(conj(Y[i][k]) X[r][k]), one thread
- * per kept bin (consecutive threads read consecutive bins). */
-__global__ void grad_kernel(ds_crop g, const cplx *y, const cplx *x, long long images, double *sums) {
+static ds_status launched(ds_context *ctx, const char *what) {
+  cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? DS_OK : ds__cuda_fail(ctx, what, (int)e);
+}
+
+/* sums[i][k] += sum over a chunk of images of Re(conj(Y[i][k]) X[r][k]):
+ * x-dimension threads take the kept bins (consecutive threads read
+ * consecutive bins), y-dimension blocks the chunks of `chunk` images, so the
+ * batch is reduced in parallel; sums must be zero first. The atomic adds
+ * make the last bits of dstrides depend on their order. */
+__global__ void grad_kernel(ds_crop g, const cplx *y, const cplx *x, long long images, long long chunk,
+                            double *sums) {
   long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   if (e >= (long long)g.out_h * g.kc) return;
   int k = (int)(e % g.kc), i = (int)(e / g.kc), r = ds_source_row(i, g.h, g.out_h, g.rows_lo);
+  long long first = blockIdx.y * chunk, last = first + chunk < images ? first + chunk : images;
   double acc = 0.0;
-  for (long long img = 0; img < images; img++) {
+  for (long long img = first; img < last; img++) {
     cplx a = y[img * g.out_h * g.kc + e], b = x[img * g.h * g.kw + (long long)r * g.kw + k];
     float av[2] = {a.x, a.y}, bv[2] = {b.x, b.y};
     acc += ds_grad_product(av, bv);
   }
-  sums[e] = acc;
+  atomicAdd(&sums[e], acc);
+}
+
+/* The gradient sums over the batch, on the stream: 64 images a block row
+ * (at most 65535 rows). */
+static ds_status reduce_gradients(ds_context *ctx, const ds_crop *g, const cplx *y, const cplx *x,
+                                  long long images) {
+  cuda_state *s = (cuda_state *)ctx->state;
+  long long bins = (long long)g->out_h * g->kc, chunks = (images + 63) / 64;
+  if (chunks > 65535) chunks = 65535;
+  long long chunk = (images + chunks - 1) / chunks;
+  if (cudaMemsetAsync(s->sums, 0, sizeof(double) * (size_t)bins, s->stream) != cudaSuccess)
+    return ds__cuda_fail(ctx, "clearing the gradient sums", (int)cudaGetLastError());
+  grad_kernel<<<dim3(blocks(bins), (unsigned)chunks), DS_BLOCK, 0, s->stream>>>(*g, y, x, images, chunk, s->sums);
+  return launched(ctx, "gradient kernel");
 }
 
 /* A batched real FFT between a tensor in the batch's layout and contiguous
@@ -97,10 +121,6 @@ static ds_status real_fft(ds_context *ctx, const ds_batch *b, int inverse, int n
   return st;
 }
 
-static ds_status launched(ds_context *ctx, const char *what) {
-  cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? DS_OK : ds__cuda_fail(ctx, what, (int)e);
-}
 
 /* The two spectra of a call: the input grid's (images x h x kw) then the
  * cropped one (images x out_h x kc). */
@@ -150,13 +170,12 @@ static ds_status mask_gradients(ds_context *ctx, const ds_crop *g, double *gh, d
 ds_status ds__cuda_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
                                        const float *x, const float *dy, float *dx, double *gh, double *gw) {
   cuda_state *s = (cuda_state *)ctx->state;
-  long long images = (long long)b->n * b->c, bins = (long long)g->out_h * g->kc;
+  long long images = (long long)b->n * b->c;
   cplx *sx, *sy;
   ds_status st = spectra(ctx, g, images, &sx, &sy);
   if (st == DS_OK) st = real_fft(ctx, b, 0, g->out_h, g->out_w, (float *)dy, sy);
   if (st == DS_OK && gh) st = real_fft(ctx, b, 0, g->h, g->w, (float *)x, sx);
-  if (st == DS_OK && gh) grad_kernel<<<blocks(bins), DS_BLOCK, 0, s->stream>>>(*g, sy, sx, images, s->sums);
-  if (st == DS_OK && gh) st = launched(ctx, "gradient kernel");
+  if (st == DS_OK && gh) st = reduce_gradients(ctx, g, sy, sx, images);
   if (st == DS_OK && gh) st = mask_gradients(ctx, g, gh, gw);
   if (st != DS_OK || !dx) return st;
   long long count = images * g->h * g->kw;
