@@ -123,6 +123,18 @@ void ds__crop_masks(const ds_crop *g, float *mh, float *mw) {
   for (int k = 0; k < g->kc; k++) mw[k] = ds_mask_bin(g, k);
 }
 
+void ds__mask_gradients(const ds_crop *g, const double *sums, double *gh, double *gw) {
+  double area = (double)g->out_h * g->out_w;
+  for (int i = 0; i < g->out_h; i++) gh[i] = 0.0;
+  for (int k = 0; k < g->kc; k++) gw[k] = 0.0;
+  for (int i = 0; i < g->out_h; i++)
+    for (int k = 0; k < g->kc; k++) {
+      double p = ds_bin_weight(k, g->out_w) / area * sums[(size_t)i * g->kc + k];
+      gh[i] += p * ds_mask_bin(g, k);
+      gw[k] += p * ds_mask_row(g, i);
+    }
+}
+
 /* dL/dT = (1/R) * sum of dL/dm over the positions where the ramp's argument
  * lies in [0, 1]; T = max(n/s', 2)/2 (+1), so dT/ds' = -n/(2 s'^2) when
  * n/s' >= 2, else 0. gm is gh (axis 0) or gw (axis 1). */

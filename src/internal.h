@@ -90,6 +90,10 @@ ds_status ds__spectral_geometry(ds_context *ctx, int h, int w, const float strid
                                 ds_crop *g);
 /* Masks of the cropped spectrum: mh[out_h] per cropped row, mw[kc] per bin. */
 void ds__crop_masks(const ds_crop *g, float *mh, float *mw);
+/* gh[out_h], gw[kc], the mask gradients, from sums[out_h*kc] of
+ * Re(conj(Y) X) over the batch at each kept bin (Y = rfft2(dy), X = rfft2(x)):
+ * P = c_k / (out_h out_w) * sums, gh[i] = sum_k P m_w(k), gw[k] = sum_i P m_h(i). */
+void ds__mask_gradients(const ds_crop *g, const double *sums, double *gh, double *gw);
 /* dL/dstrides from the mask gradients of the backend. */
 void ds__stride_gradient(const ds_crop *g, const ds_stride_state *s, const double *gh,
                          const double *gw, float dstrides[2]);

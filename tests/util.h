@@ -31,5 +31,6 @@ Suite *threading_suite(void);
 Suite *elementwise_suite(void);
 Suite *penalty_suite(void);
 Suite *diffstride1d_suite(void);
+Suite *cuda_elements_suite(void);
 
 #endif

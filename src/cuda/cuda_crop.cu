@@ -8,7 +8,7 @@
  *             columns 0 and w/2 -> C2R -> dx].
  * cuFFT's C2R assumes a Hermitian spectrum; the Hermitian part of the two
  * self-mirrored columns is exactly the spec's inverse convention. */
-#include "../masks.h"
+#include "../spectral_elements.h"
 #include "cuda.h"
 
 #define DS_BLOCK 256
@@ -17,50 +17,18 @@ typedef cufftComplex cplx;
 
 static unsigned blocks(long long count) { return (unsigned)((count + DS_BLOCK - 1) / DS_BLOCK); }
 
-/* Z (images x out_h x kc) from X (images x h x kw): with
- * s(i, k) = m_h(i) m_w(k) / (out_h out_w), Z = s X[r][k], or the Hermitian
- * part (s X[r][k] + conj(s' X[r'][k])) / 2 on the self-mirrored bins. */
+/* Z (images x out_h x kc) from X (images x h x kw): ds_crop_element. */
 __global__ void crop_kernel(ds_crop g, const cplx *x, cplx *z, long long count) {
-  long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-  if (e >= count) return;
-  int k = (int)(e % g.kc), i = (int)(e / g.kc % g.out_h);
-  long long img = e / ((long long)g.kc * g.out_h);
-  const cplx *xi = x + img * g.h * g.kw;
-  float area = (float)g.out_h * (float)g.out_w, s = ds_mask_row(&g, i) * ds_mask_bin(&g, k) / area;
-  const float *v = (const float *)&xi[ds_source_row(i, g.h, g.out_h, g.rows_lo) * g.kw + k];
-  if (k != 0 && 2 * k != g.out_w) {
-    ds_complex_scale((float *)&z[e], v, s);
-    return;
-  }
-  int im = ds_mirror(i, g.out_h);
-  const cplx vm = xi[ds_source_row(im, g.h, g.out_h, g.rows_lo) * g.kw + k];
-  float conj_vm[2] = {vm.x, -vm.y}, sm = ds_mask_row(&g, im) * ds_mask_bin(&g, k) / area;
-  ds_complex_combine((float *)&z[e], v, 0.5f * s, conj_vm, 0.5f * sm);
+  long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x, per = (long long)g.out_h * g.kc;
+  if (e < count) ds_crop_element(&g, (const float *)(x + e / per * g.h * g.kw), (float *)(z + e / per * per), e % per);
 }
 
-/* D (images x h x kw), the spectrum of dx, from Y = R2C(dy) (images x
- * out_h x kc): t(i, k) Y[i][k] at kept rows and bins, with
- * t = c_k m_h m_w / (out_h out_w c'_k); the Hermitian part along the height
- * on columns 0 and w/2; zero elsewhere. Every element is written. */
+/* D (images x h x kw), the spectrum of dx, from Y (images x out_h x kc):
+ * ds_uncrop_element. */
 __global__ void uncrop_kernel(ds_crop g, const cplx *y, cplx *d, long long count) {
-  long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-  if (e >= count) return;
-  int k = (int)(e % g.kw), r = (int)(e / g.kw % g.h);
-  long long img = e / ((long long)g.kw * g.h);
-  const cplx *yi = y + img * g.out_h * g.kc;
-  float out[2] = {0.0f, 0.0f};
-  if (k < g.kc) {
-    float area = (float)g.out_h * (float)g.out_w, base = ds_bin_weight(k, g.out_w) * ds_mask_bin(&g, k) /
-                                                         (area * ds_bin_weight(k, g.w));
-    int i = ds_cropped_row(r, g.h, g.out_h, g.rows_lo), self = k == 0 || 2 * k == g.w;
-    int mi = self ? ds_cropped_row(ds_mirror(r, g.h), g.h, g.out_h, g.rows_lo) : -1;
-    float t = i < 0 ? 0.0f : base * ds_mask_row(&g, i) * (self ? 0.5f : 1.0f);
-    float tm = mi < 0 ? 0.0f : 0.5f * base * ds_mask_row(&g, mi);
-    cplx a = yi[(i < 0 ? 0 : i) * g.kc + k], b = yi[(mi < 0 ? 0 : mi) * g.kc + k];
-    float av[2] = {a.x, a.y}, conj_b[2] = {b.x, -b.y};
-    ds_complex_combine(out, av, t, conj_b, tm);
-  }
-  d[e].x = out[0], d[e].y = out[1];
+  long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x, per = (long long)g.h * g.kw;
+  if (e < count)
+    ds_uncrop_element(&g, (const float *)(y + e / per * g.out_h * g.kc), (float *)(d + e / per * per), e % per);
 }
 
 static ds_status launched(ds_context *ctx, const char *what) {
@@ -77,14 +45,10 @@ __global__ void grad_kernel(ds_crop g, const cplx *y, const cplx *x, long long i
                             double *sums) {
   long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   if (e >= (long long)g.out_h * g.kc) return;
-  int k = (int)(e % g.kc), i = (int)(e / g.kc), r = ds_source_row(i, g.h, g.out_h, g.rows_lo);
   long long first = blockIdx.y * chunk, last = first + chunk < images ? first + chunk : images;
   double acc = 0.0;
-  for (long long img = first; img < last; img++) {
-    cplx a = y[img * g.out_h * g.kc + e], b = x[img * g.h * g.kw + (long long)r * g.kw + k];
-    float av[2] = {a.x, a.y}, bv[2] = {b.x, b.y};
-    acc += ds_grad_product(av, bv);
-  }
+  for (long long img = first; img < last; img++)
+    acc += ds_grad_element(&g, (const float *)(y + img * g.out_h * g.kc), (const float *)(x + img * g.h * g.kw), e);
   atomicAdd(&sums[e], acc);
 }
 
@@ -146,8 +110,7 @@ ds_status ds__cuda_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
 }
 
 /* The per-bin sums to the host (the one synchronization of the API), then
- * gh[i] = sum_k P[i][k] m_w[k], gw[k] = sum_i P[i][k] m_h[i] with
- * P = c_k / (out_h out_w) * sums. */
+ * the mask gradients from them (ds__mask_gradients). */
 static ds_status mask_gradients(ds_context *ctx, const ds_crop *g, double *gh, double *gw) {
   cuda_state *s = (cuda_state *)ctx->state;
   size_t count = (size_t)g->out_h * g->kc;
@@ -155,15 +118,7 @@ static ds_status mask_gradients(ds_context *ctx, const ds_crop *g, double *gh, d
           cudaSuccess ||
       cudaStreamSynchronize(s->stream) != cudaSuccess)
     return ds__cuda_fail(ctx, "copying the gradient sums", (int)cudaGetLastError());
-  double area = (double)g->out_h * g->out_w;
-  for (int i = 0; i < g->out_h; i++) gh[i] = 0.0;
-  for (int k = 0; k < g->kc; k++) gw[k] = 0.0;
-  for (int i = 0; i < g->out_h; i++)
-    for (int k = 0; k < g->kc; k++) {
-      double p = ds_bin_weight(k, g->out_w) / area * s->host_sums[(size_t)i * g->kc + k];
-      gh[i] += p * ds_mask_bin(g, k);
-      gw[k] += p * ds_mask_row(g, i);
-    }
+  ds__mask_gradients(g, s->host_sums, gh, gw);
   return DS_OK;
 }
 

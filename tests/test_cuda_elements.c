@@ -1,0 +1,104 @@
+/* The CUDA path's per-element steps (src/spectral_elements.h, one call per
+ * kernel thread on the GPU) run here on the host around FFTW's 2-D real
+ * transforms, and must give the golden numbers. The inverse transforms are
+ * made strictly Hermitian-assuming, like cuFFT's C2R: columns 0 and n/2 are
+ * rebuilt from their upper halves by conjugate symmetry before the inverse,
+ * so a missing Hermitian part would change the result. */
+#include <fftw3.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "golden.h"
+#include "spectral_elements.h"
+#include "util.h"
+
+/* X (a x (b/2+1) complex) = rfft2 of the a x b real image. */
+static void rfft2(int a, int b, const float *img, float *spec) {
+  float *in = fftwf_alloc_real((size_t)a * b);
+  fftwf_complex *out = fftwf_alloc_complex((size_t)a * (b / 2 + 1));
+  fftwf_plan p = fftwf_plan_dft_r2c_2d(a, b, in, out, FFTW_ESTIMATE);
+  memcpy(in, img, sizeof(float) * a * b);
+  fftwf_execute(p);
+  memcpy(spec, out, sizeof(float) * 2 * a * (b / 2 + 1));
+  fftwf_destroy_plan(p), fftwf_free(in), fftwf_free(out);
+}
+
+/* The unnormalized inverse of a Hermitian spectrum (a x (b/2+1)), reading
+ * only rows 0..a/2 of the self-mirrored columns 0 and b/2 (rows a-i are
+ * taken as the conjugates of rows i), as a C2R that assumes symmetry does. */
+static void strict_c2r(int a, int b, const float *spec, float *img) {
+  int kb = b / 2 + 1;
+  fftwf_complex *in = fftwf_alloc_complex((size_t)a * kb);
+  float *out = fftwf_alloc_real((size_t)a * b);
+  fftwf_plan p = fftwf_plan_dft_c2r_2d(a, b, in, out, FFTW_ESTIMATE);
+  memcpy(in, spec, sizeof(float) * 2 * a * kb);
+  for (int k = 0; k < kb; k += (b % 2 == 0 && k == 0 && b > 1) ? b / 2 : kb)
+    for (int i = a / 2 + 1; i < a; i++) in[i * kb + k][0] = in[(a - i) * kb + k][0], in[i * kb + k][1] = -in[(a - i) * kb + k][1];
+  for (int k = 0; k < kb; k += (b % 2 == 0 && k == 0 && b > 1) ? b / 2 : kb)
+    for (int i = 0; i <= a / 2; i += (a % 2 == 0 && i == 0) ? a / 2 : a) in[i * kb + k][1] = 0.0f; /* self-mirrored bins */
+  fftwf_execute(p);
+  memcpy(img, out, sizeof(float) * a * b);
+  fftwf_destroy_plan(p), fftwf_free(in), fftwf_free(out);
+}
+
+/* Forward and backward of the golden case through the element functions. */
+static void emulate(const golden *gd, const ds_crop *g, const float *x, const float *dy, float *y, float *dx, double *sums) {
+  size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->out_h * g->out_w;
+  long long nx = (long long)g->h * g->kw, nz = (long long)g->out_h * g->kc;
+  float *sx = malloc(sizeof(float) * 2 * nx), *sz = malloc(sizeof(float) * 2 * nz), *sy = malloc(sizeof(float) * 2 * nz);
+  memset(sums, 0, sizeof(double) * nz);
+  for (int img = 0; img < gd->n * gd->c; img++) {
+    rfft2(g->h, g->w, x + img * hw, sx);
+    for (long long e = 0; e < nz; e++) ds_crop_element(g, sx, sz, e);
+    strict_c2r(g->out_h, g->out_w, sz, y + img * ohw);
+    rfft2(g->out_h, g->out_w, dy + img * ohw, sy);
+    for (long long e = 0; e < nz; e++) sums[e] += ds_grad_element(g, sy, sx, e);
+    for (long long e = 0; e < nx; e++) ds_uncrop_element(g, sy, sx, e);
+    strict_c2r(g->h, g->w, sx, dx + img * hw);
+  }
+  free(sx), free(sz), free(sy);
+}
+
+static char **names;
+static int count;
+
+START_TEST(test_elements_give_golden) {
+  golden gd;
+  char err[256];
+  ck_assert_msg(golden_load(golden_dir(), names[_i], &gd, err, sizeof err) == 0, "%s", err);
+  const float s[2] = {(float)gd.strides[0], (float)gd.strides[1]};
+  ds_diffstride_desc d = {(float)gd.smoothness, gd.cropping, gd.shared, (float)gd.lower, (float)gd.upper, 0};
+  ds_crop g;
+  ds_stride_state st;
+  ck_assert_int_eq(gd.diffstride ? ds__diffstride_geometry(NULL, &d, gd.h, gd.w, s, &g, &st)
+                                 : ds__spectral_geometry(NULL, gd.h, gd.w, s, &g), DS_OK);
+  size_t in = (size_t)gd.n * gd.c * gd.h * gd.w, out = (size_t)gd.n * gd.c * gd.out_h * gd.out_w;
+  float *x = to_float(gd.x, in), *dy = to_float(gd.dy, out), *y = malloc(sizeof(float) * out), *dx = malloc(sizeof(float) * in);
+  double *sums = malloc(sizeof(double) * g.out_h * g.kc), *gh = malloc(sizeof(double) * (g.out_h + g.kc));
+  emulate(&gd, &g, x, dy, y, dx, sums);
+  ck_assert_msg(rel_error_fd(y, gd.y, out) < 1e-5, "%s: y error %g", gd.name, rel_error_fd(y, gd.y, out));
+  ck_assert_msg(rel_error_fd(dx, gd.dx, in) < 1e-5, "%s: dx error %g", gd.name, rel_error_fd(dx, gd.dx, in));
+  if (gd.diffstride) {
+    float ds[2];
+    ds__mask_gradients(&g, sums, gh, gh + g.out_h);
+    ds__stride_gradient(&g, &st, gh, gh + g.out_h, ds);
+    double scale = fmax(fabs(gd.dstrides[0]), fabs(gd.dstrides[1]));
+    for (int i = 0; i < 2; i++)
+      ck_assert_msg(fabs(ds[i] - gd.dstrides[i]) <= 1e-4 * scale, "%s: dstrides[%d] %g, want %g", gd.name, i, (double)ds[i], gd.dstrides[i]);
+  }
+  free(x), free(dy), free(y), free(dx), free(sums), free(gh);
+  golden_free(&gd);
+}
+END_TEST
+
+Suite *cuda_elements_suite(void) {
+  Suite *s = suite_create("cuda_elements");
+  TCase *tc = tcase_create("golden");
+  names = golden_names(golden_dir());
+  for (count = 0; names && names[count];) count++;
+  tcase_add_loop_test(tc, test_elements_give_golden, 0, count);
+  tcase_set_timeout(tc, 60);
+  suite_add_tcase(s, tc);
+  return s;
+}
