@@ -157,6 +157,45 @@ START_TEST(test_pairs_do_not_leak) {
 }
 END_TEST
 
+/* A NaN or an infinity in one image stays in that image: its partner in
+ * the shared transform gives what it gives alone (forward and dx), and the
+ * bad image's own result is not finite. */
+START_TEST(test_non_finite_stays_in_its_image) {
+  const float bad[] = {NAN, INFINITY, -INFINITY};
+  int h = 16, w = 14, oh, ow;
+  const float s[2] = {2.0f, 1.6f};
+  ds_diffstride_desc d;
+  ds_diffstride_desc_init(&d);
+  d.layout = _i == 2 ? DS_LAYOUT_NHWC : DS_LAYOUT_NCHW; /* NHWC: adjacent channels share a transform */
+  ck_assert_int_eq(ds_diffstride_output_size(&d, h, w, s, &oh, &ow), DS_OK);
+  float *x = buffer((size_t)2 * h * w, 21), *y = buffer((size_t)2 * oh * ow, 0), *alone = buffer((size_t)oh * ow, 0);
+  float *dy = buffer((size_t)2 * oh * ow, 22), *dx = buffer((size_t)2 * h * w, 0), *dx_alone = buffer((size_t)h * w, 0);
+  ds_context *ctx = cpu_context(1);
+  ds_diffstride_desc one = d;
+  one.layout = DS_LAYOUT_NCHW;
+  float *x1 = buffer((size_t)h * w, 0), *dy1 = buffer((size_t)oh * ow, 0);
+  for (int p = 0; p < h * w; p++) x1[p] = d.layout ? x[2 * p + 1] : x[h * w + p];
+  for (int p = 0; p < oh * ow; p++) dy1[p] = d.layout ? dy[2 * p + 1] : dy[oh * ow + p];
+  ck_assert_int_eq(ds_diffstride_forward(ctx, &one, 1, 1, h, w, s, x1, oh, ow, alone), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward(ctx, &one, 1, 1, h, w, s, NULL, oh, ow, dy1, dx_alone, NULL), DS_OK);
+  x[d.layout ? 2 * 37 : 37] = bad[_i], dy[d.layout ? 2 * 5 : 5] = bad[_i]; /* image 0 only */
+  ck_assert_int_eq(ds_diffstride_forward(ctx, &d, 1, 2, h, w, s, x, oh, ow, y), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward(ctx, &d, 1, 2, h, w, s, NULL, oh, ow, dy, dx, NULL), DS_OK);
+  int y_bad = 0, dx_bad = 0;
+  for (int p = 0; p < oh * ow; p++) {
+    ck_assert_float_eq(d.layout ? y[2 * p + 1] : y[oh * ow + p], alone[p]);
+    y_bad |= !isfinite(d.layout ? y[2 * p] : y[p]);
+  }
+  for (int p = 0; p < h * w; p++) {
+    ck_assert_float_eq(d.layout ? dx[2 * p + 1] : dx[h * w + p], dx_alone[p]);
+    dx_bad |= !isfinite(d.layout ? dx[2 * p] : dx[p]);
+  }
+  ck_assert(y_bad && dx_bad);
+  ds_context_destroy(ctx);
+  free(x), free(y), free(alone), free(dy), free(dx), free(dx_alone), free(x1), free(dy1);
+}
+END_TEST
+
 /* The spec's examples, and effective strides as a fixed point (storing them
  * back, as the reference layer does, changes nothing). */
 START_TEST(test_spec_sizes) {
@@ -191,6 +230,7 @@ Suite *property_suite(void) {
   tcase_add_loop_test(tc, test_optional_outputs_independent, 0, NSHAPES);
   tcase_add_test(tc, test_spec_sizes);
   tcase_add_loop_test(tc, test_pairs_do_not_leak, 0, 3);
+  tcase_add_loop_test(tc, test_non_finite_stays_in_its_image, 0, 3);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
   return s;

@@ -43,67 +43,71 @@ typedef struct worker {
 
 static long long images(const crop_job *j) { return (long long)j->b->n * j->b->c; }
 
-/* Two images (hw pixels, every step-th float of a and of b) into the real
- * and imaginary lanes of the grid in one pass (in NHWC they are adjacent
- * channels, so each pixel is one 8-byte read); m gets their largest
- * magnitudes. */
-static void load_pair(float *grid, const float *a, const float *b, int step, long long hw, float m[2]) {
-  float ma[8] = {0}, mb[8] = {0}; /* running maxima: one would chain every element on the last */
+/* One image (hw pixels, every step-th float of src) into one lane of the
+ * grid (0: real parts, 1: imaginary); returns its largest magnitude. */
+static float load_lane(float *grid, int lane, const float *src, int step, long long hw) {
+  float m[8] = {0}; /* running maxima: one would chain every element on the last */
   long long p = 0;
   for (; p + 8 <= hw; p += 8)
     for (int u = 0; u < 8; u++) {
-      float va = a[(p + u) * step], vb = b[(p + u) * step];
-      grid[2 * (p + u)] = va, grid[2 * (p + u) + 1] = vb;
-      ma[u] = fabsf(va) > ma[u] ? fabsf(va) : ma[u];
-      mb[u] = fabsf(vb) > mb[u] ? fabsf(vb) : mb[u];
+      float v = src[(p + u) * step];
+      grid[2 * (p + u) + lane] = v;
+      m[u] = fabsf(v) > m[u] ? fabsf(v) : m[u];
     }
   for (; p < hw; p++) {
-    grid[2 * p] = a[p * step], grid[2 * p + 1] = b[p * step];
-    ma[0] = fabsf(a[p * step]) > ma[0] ? fabsf(a[p * step]) : ma[0];
-    mb[0] = fabsf(b[p * step]) > mb[0] ? fabsf(b[p * step]) : mb[0];
+    grid[2 * p + lane] = src[p * step];
+    m[0] = fabsf(src[p * step]) > m[0] ? fabsf(src[p * step]) : m[0];
   }
-  for (int u = 1; u < 8; u++) ma[0] = ma[u] > ma[0] ? ma[u] : ma[0], mb[0] = mb[u] > mb[0] ? mb[u] : mb[0];
-  m[0] = ma[0], m[1] = mb[0];
+  for (int u = 1; u < 8; u++) m[0] = m[u] > m[0] ? m[u] : m[0];
+  return m[0];
 }
 
-/* How a pair was packed: the second image scaled by 2^shift, and the
- * factor each image's result is scaled back by (0 for an all-zero image,
- * so that it gives exact zeros whatever its partner leaves in its lane). */
+/* How a pair was packed: the lanes holding an image (bit 0: image 2*pair,
+ * bit 1: the next), the second image's scale 2^shift, and the factor each
+ * image's result is scaled back by (0 for an all-zero image, so that it
+ * gives exact zeros whatever its partner leaves in its lane). */
 typedef struct packing {
-  int shift;
+  int lanes, shift;
   float back[2];
 } packing;
 
-/* grid (hw complex) = image 2*pair + i * 2^shift * image 2*pair+1 (zero
- * when the batch has an odd count), gathered from a tensor of hw-pixel
- * images; the shift is ds_pair_shift's. */
-static packing pack_images(const crop_job *j, float *grid, const float *t, long long pair,
-                           long long hw) {
-  int step = ds_pixel_step(j->b->c, j->b->nhwc), odd = 2 * pair + 1 >= images(j);
-  const float *a = t + ds_image_offset(2 * pair, j->b->c, hw, j->b->nhwc);
-  float m[2];
-  load_pair(grid, a, odd ? a : t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc), step, hw, m);
-  for (long long p = 0; odd && p < hw; p++) grid[2 * p + 1] = 0.0f;
-  if (odd) m[1] = 0.0f;
-  packing k = {ds_pair_shift(m[0], m[1]), {m[0] != 0.0f, m[1] != 0.0f}};
+/* grid (hw complex) = image 2*pair + i * 2^shift * image 2*pair+1, each
+ * only if its bit is in lanes and it exists (else zeros), gathered from a
+ * tensor of hw-pixel images; the shift is ds_pair_shift's. */
+static packing pack_images(const crop_job *j, float *grid, const float *t, long long pair, long long hw,
+                           int lanes) {
+  int step = ds_pixel_step(j->b->c, j->b->nhwc);
+  packing k = {lanes & (2 * pair + 1 < images(j) ? 3 : 1), 0, {1.0f, 1.0f}};
+  float m[2] = {0.0f, 0.0f};
+  for (int lane = 0; lane < 2; lane++)
+    if (k.lanes & (1 << lane))
+      m[lane] = load_lane(grid, lane, t + ds_image_offset(2 * pair + lane, j->b->c, hw, j->b->nhwc), step, hw);
+    else
+      for (long long p = 0; p < hw; p++) grid[2 * p + lane] = 0.0f;
+  k.shift = ds_pair_shift(m[0], m[1]);
   float s = ldexpf(1.0f, k.shift);
   for (long long p = 0; k.shift && p < hw; p++) grid[2 * p + 1] *= s;
-  k.back[1] *= ldexpf(1.0f, -k.shift);
+  k.back[0] = m[0] != 0.0f, k.back[1] = (m[1] != 0.0f) * ldexpf(1.0f, -k.shift);
   return k;
 }
 
 /* The inverse of pack_images: real parts to one image, imaginary parts to
- * the other (none for the odd last image), each scaled back, in one pass. */
+ * the other (only the lanes packed), each scaled back. */
 static void unpack_images(const crop_job *j, const float *grid, float *t, long long pair, long long hw,
                           const packing *k) {
   int step = ds_pixel_step(j->b->c, j->b->nhwc);
-  float *a = t + ds_image_offset(2 * pair, j->b->c, hw, j->b->nhwc), sa = k->back[0], sb = k->back[1];
-  if (2 * pair + 1 >= images(j)) {
-    for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p];
-    return;
+  for (int lane = 0; lane < 2; lane++) {
+    if (!(k->lanes & (1 << lane))) continue;
+    float *dst = t + ds_image_offset(2 * pair + lane, j->b->c, hw, j->b->nhwc), s = k->back[lane];
+    for (long long p = 0; p < hw; p++) dst[p * step] = s * grid[2 * p + lane];
   }
-  float *b = t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc);
-  for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p], b[p * step] = sb * grid[2 * p + 1];
+}
+
+/* Whether a shared transform spread a NaN or an infinity between the two
+ * images: any such input makes the DC bin (the sum of the pixels) not
+ * finite. Checked on the forward transforms of a packed pair only. */
+static int spread_bad_values(const packing *k, const float *spectrum) {
+  return k->lanes == 3 && !(isfinite(spectrum[0]) && isfinite(spectrum[1]));
 }
 
 /* A 2-D FFT of the grid: forward rows then columns, backward the reverse. */
@@ -203,31 +207,49 @@ static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, cons
   }
 }
 
-static void forward_pair(const crop_job *j, arena *a, long long pair) {
+/* The pair's forward over `lanes`; 0 (nothing written) when both images
+ * were packed and one holds a NaN or an infinity, which the shared
+ * transform would spread to its partner: the caller then runs them one by
+ * one, so that each image's result depends on that image alone. */
+static int forward_pair(const crop_job *j, arena *a, long long pair, int lanes) {
   const ds_crop *g = j->g;
-  packing k = pack_images(j, a->in, j->in, pair, (long long)g->h * g->w);
+  packing k = pack_images(j, a->in, j->in, pair, (long long)g->h * g->w, lanes);
   grid_fft(&j->p.in, a->in, 0);
+  if (spread_bad_values(&k, a->in)) return 0;
   crop_spectrum(j, a->in, a->out);
   grid_fft(&j->p.out, a->out, 1);
   unpack_images(j, a->out, j->out, pair, (long long)g->out_h * g->out_w, &k);
+  return 1;
 }
 
 /* The gradient with respect to the cropped masked spectrum is
  * G = c_k rfft2(dy) / (out_h*out_w); the mask gradients and dx follow from
- * it (the factors pk and bk hold c_k and the scale). */
-static void backward_pair(const crop_job *j, arena *a, long long pair) {
+ * it (the factors pk and bk hold c_k and the scale). Returns 0 as
+ * forward_pair, before anything is accumulated or written. */
+static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes) {
   const ds_crop *g = j->g;
-  packing ky = pack_images(j, a->out, j->in, pair, (long long)g->out_h * g->out_w);
+  packing ky = pack_images(j, a->out, j->in, pair, (long long)g->out_h * g->out_w, lanes), kx = ky;
   grid_fft(&j->p.out, a->out, 0);
+  if (spread_bad_values(&ky, a->out)) return 0;
   if (j->grad) {
-    packing kx = pack_images(j, a->in, j->x, pair, (long long)g->h * g->w);
+    kx = pack_images(j, a->in, j->x, pair, (long long)g->h * g->w, lanes);
     grid_fft(&j->p.in, a->in, 0);
+    if (spread_bad_values(&kx, a->in)) return 0;
     accumulate_pair(j, a, &ky, &kx);
   }
-  if (!j->out) return;
+  if (!j->out) return 1;
   uncrop_spectrum(j, a->out, a->in);
   grid_fft(&j->p.in, a->in, 1);
   unpack_images(j, a->in, j->out, pair, (long long)g->h * g->w, &ky);
+  return 1;
+}
+
+/* A pair, or its two images one by one (forward_pair). */
+static void run_pair(const worker *w, long long pair) {
+  int (*step)(const crop_job *, arena *, long long, int) = w->backward ? backward_pair : forward_pair;
+  if (step(w->job, w->a, pair, 3)) return;
+  step(w->job, w->a, pair, 1);
+  step(w->job, w->a, pair, 2);
 }
 
 static void *run_worker(void *arg) {
@@ -236,7 +258,7 @@ static void *run_worker(void *arg) {
   memset(w->a->gh, 0, sizeof(double) * (size_t)g->out_h);
   memset(w->a->gw, 0, sizeof(double) * (size_t)g->kc);
   for (long long pair = w->first; pair < w->last; pair++)
-    (w->backward ? backward_pair : forward_pair)(w->job, w->a, pair);
+    run_pair(w, pair);
   return NULL;
 }
 
