@@ -43,23 +43,28 @@ typedef struct worker {
 
 static long long images(const crop_job *j) { return (long long)j->b->n * j->b->c; }
 
-/* One image (hw pixels, every step-th float of src) into one lane of the
- * grid (0: real parts, 1: imaginary); returns its largest magnitude. */
-static float load_lane(float *grid, int lane, const float *src, int step, long long hw) {
-  float m[8] = {0}; /* running maxima: one would chain every element on the last */
+/* Two images (hw pixels, every step-th float of a and of b) into the real
+ * and imaginary lanes of the grid in one pass (in NHWC they are adjacent
+ * channels, so each pixel is one 8-byte read); m gets their largest
+ * magnitudes. */
+static void load_pair(float *grid, const float *a, const float *b, int step, long long hw, float m[2]) {
+  float ma[8] = {0}, mb[8] = {0}; /* running maxima: one would chain every element on the last */
   long long p = 0;
   for (; p + 8 <= hw; p += 8)
     for (int u = 0; u < 8; u++) {
-      float v = src[(p + u) * step];
-      grid[2 * (p + u) + lane] = v;
-      m[u] = fabsf(v) > m[u] ? fabsf(v) : m[u];
+      float va = a[(p + u) * step], vb = b[(p + u) * step];
+      grid[2 * (p + u)] = va, grid[2 * (p + u) + 1] = vb;
+      ma[u] = fabsf(va) > ma[u] ? fabsf(va) : ma[u];
+      mb[u] = fabsf(vb) > mb[u] ? fabsf(vb) : mb[u];
     }
   for (; p < hw; p++) {
-    grid[2 * p + lane] = src[p * step];
-    m[0] = fabsf(src[p * step]) > m[0] ? fabsf(src[p * step]) : m[0];
+    float va = a[p * step], vb = b[p * step];
+    grid[2 * p] = va, grid[2 * p + 1] = vb;
+    ma[0] = fabsf(va) > ma[0] ? fabsf(va) : ma[0];
+    mb[0] = fabsf(vb) > mb[0] ? fabsf(vb) : mb[0];
   }
-  for (int u = 1; u < 8; u++) m[0] = m[u] > m[0] ? m[u] : m[0];
-  return m[0];
+  for (int u = 1; u < 8; u++) ma[0] = ma[u] > ma[0] ? ma[u] : ma[0], mb[0] = mb[u] > mb[0] ? mb[u] : mb[0];
+  m[0] = ma[0], m[1] = mb[0];
 }
 
 /* How a pair was packed: the lanes holding an image (bit 0: image 2*pair,
@@ -78,12 +83,16 @@ static packing pack_images(const crop_job *j, float *grid, const float *t, long 
                            int lanes) {
   int step = ds_pixel_step(j->b->c, j->b->nhwc);
   packing k = {lanes & (2 * pair + 1 < images(j) ? 3 : 1), 0, {1.0f, 1.0f}};
-  float m[2] = {0.0f, 0.0f};
+  const float *img[2];
   for (int lane = 0; lane < 2; lane++)
-    if (k.lanes & (1 << lane))
-      m[lane] = load_lane(grid, lane, t + ds_image_offset(2 * pair + lane, j->b->c, hw, j->b->nhwc), step, hw);
-    else
-      for (long long p = 0; p < hw; p++) grid[2 * p + lane] = 0.0f;
+    img[lane] = t + ds_image_offset(2 * pair + (k.lanes & (1 << lane) ? lane : !lane), j->b->c, hw, j->b->nhwc);
+  float m[2];
+  load_pair(grid, img[0], img[1], step, hw, m);
+  for (int lane = 0; lane < 2; lane++) { /* a lane not wanted got the other image: zeros */
+    if (k.lanes & (1 << lane)) continue;
+    m[lane] = 0.0f;
+    for (long long p = 0; p < hw; p++) grid[2 * p + lane] = 0.0f;
+  }
   k.shift = ds_pair_shift(m[0], m[1]);
   float s = ldexpf(1.0f, k.shift);
   for (long long p = 0; k.shift && p < hw; p++) grid[2 * p + 1] *= s;
@@ -92,15 +101,17 @@ static packing pack_images(const crop_job *j, float *grid, const float *t, long 
 }
 
 /* The inverse of pack_images: real parts to one image, imaginary parts to
- * the other (only the lanes packed), each scaled back. */
+ * the other (only the lanes packed; both in one pass), each scaled back. */
 static void unpack_images(const crop_job *j, const float *grid, float *t, long long pair, long long hw,
                           const packing *k) {
-  int step = ds_pixel_step(j->b->c, j->b->nhwc);
-  for (int lane = 0; lane < 2; lane++) {
-    if (!(k->lanes & (1 << lane))) continue;
-    float *dst = t + ds_image_offset(2 * pair + lane, j->b->c, hw, j->b->nhwc), s = k->back[lane];
-    for (long long p = 0; p < hw; p++) dst[p * step] = s * grid[2 * p + lane];
+  int step = ds_pixel_step(j->b->c, j->b->nhwc), only = k->lanes == 2;
+  float *a = t + ds_image_offset(2 * pair + only, j->b->c, hw, j->b->nhwc), sa = k->back[only];
+  if (k->lanes != 3) {
+    for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p + only];
+    return;
   }
+  float *b = t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc), sb = k->back[1];
+  for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p], b[p * step] = sb * grid[2 * p + 1];
 }
 
 /* Whether a shared transform spread a NaN or an infinity between the two
