@@ -13,29 +13,34 @@ static ds_status check_strides(ds_context *ctx, const float strides[2], int coun
   return DS_OK;
 }
 
-/* Step 1 of the spec: raise to the minimum stride, then clip to the limits;
- * records whether the clip lets the gradient through (closed interval). */
+/* The stride of one axis clipped to the limits, given it raised to the
+ * minimum stride; records whether the clip lets the gradient through
+ * (closed interval). */
+static void clip_stride(const ds_diffstride_desc *d, double raised, int axis, ds_stride_state *s) {
+  if (raised >= d->lower_limit && raised <= d->upper_limit) s->in_limits |= 1 << axis;
+  s->eff[axis] = fmin(fmax(raised, d->lower_limit), d->upper_limit);
+}
+
+/* Step 1 of the spec: raise to the minimum stride, then clip to the limits. */
 static void effective_strides(const ds_diffstride_desc *d, int h, int w, const float strides[2],
                               ds_stride_state *s) {
   double r = d->smoothness, min_h = h / (h - r), min_w = w / (w - r);
-  if (d->shared_stride) {
-    s->eff[0] = s->eff[1] = fmax(strides[0], fmax(min_h, min_w));
-  } else {
-    s->eff[0] = fmax(strides[0], min_h);
-    s->eff[1] = fmax(strides[1], min_w);
-  }
-  s->in_limits = 0;
-  s->shared = d->shared_stride;
-  for (int i = 0; i < 2; i++) {
-    if (s->eff[i] >= d->lower_limit && s->eff[i] <= d->upper_limit) s->in_limits |= 1 << i;
-    s->eff[i] = fmin(fmax(s->eff[i], d->lower_limit), d->upper_limit);
-  }
+  *s = (ds_stride_state){.shared = d->shared_stride};
+  double shared = fmax(strides[0], fmax(min_h, min_w));
+  clip_stride(d, d->shared_stride ? shared : fmax(strides[0], min_h), 0, s);
+  clip_stride(d, d->shared_stride ? shared : fmax(strides[1], min_w), 1, s);
 }
 
 /* Cropping on: the rows and bins whose mask is positive. Rows below h/2 have
  * increasing positions, the others decreasing, so the kept rows form a block
- * at each end of the spectrum. */
-static void crop_to_mask(ds_crop *g) {
+ * at each end of the spectrum. Cropping off: every row and bin. */
+static void crop_to_mask(ds_crop *g, int cropping) {
+  if (!cropping) {
+    g->out_h = g->rows_lo = g->h;
+    g->out_w = g->w;
+    g->kc = g->kw;
+    return;
+  }
   int lo = 0, hi = 0, kc = 0;
   for (int r = 0; r < g->h; r++)
     if (ds_ramp(g->t_h, ds_position_h(r, g->h), g->r) > 0.0) *(r < g->h / 2 ? &lo : &hi) += 1;
@@ -61,13 +66,7 @@ ds_status ds__diffstride_geometry(ds_context *ctx, const ds_diffstride_desc *d, 
   *g = (ds_crop){.h = h, .w = w, .kw = w / 2 + 1, .masked = 1, .r = d->smoothness};
   g->t_h = fmax(h / s->eff[0], 2.0) / 2.0;
   g->t_w = fmax(w / s->eff[1], 2.0) / 2.0 + 1.0;
-  if (d->cropping) {
-    crop_to_mask(g);
-  } else {
-    g->out_h = g->rows_lo = h;
-    g->out_w = w;
-    g->kc = g->kw;
-  }
+  crop_to_mask(g, d->cropping);
   return DS_OK;
 }
 
@@ -83,18 +82,11 @@ ds_status ds__diffstride1d_geometry(ds_context *ctx, const ds_diffstride_desc *d
                     l, (double)d->smoothness);
   if (!isfinite(stride))
     return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "stride: %g, must be finite", (double)stride);
-  double raised = fmax(stride, l / (l - (double)d->smoothness));
-  *s = (ds_stride_state){.eff = {1.0, fmin(fmax(raised, d->lower_limit), d->upper_limit)}};
-  s->in_limits = raised >= d->lower_limit && raised <= d->upper_limit ? 2 : 0;
-  *g = (ds_crop){.h = 1, .w = l, .out_h = 1, .rows_lo = 1, .kw = l / 2 + 1, .masked = 1,
-                 .r = d->smoothness, .t_h = INFINITY};
+  *s = (ds_stride_state){.eff = {1.0, 1.0}};
+  clip_stride(d, fmax(stride, l / (l - (double)d->smoothness)), 1, s);
+  *g = (ds_crop){.h = 1, .w = l, .kw = l / 2 + 1, .masked = 1, .r = d->smoothness, .t_h = INFINITY};
   g->t_w = fmax(l / s->eff[1], 2.0) / 2.0 + 1.0;
-  if (d->cropping) {
-    crop_to_mask(g);
-  } else {
-    g->out_w = l;
-    g->kc = g->kw;
-  }
+  crop_to_mask(g, d->cropping);
   return DS_OK;
 }
 
