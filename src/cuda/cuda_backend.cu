@@ -40,17 +40,18 @@ ds_status ds__cuda_reserve(ds_context *ctx, size_t bytes, size_t count) {
   return DS_OK;
 }
 
+/* A rank-2 plan, or rank 1 for 1 x n images (the 1-D layer), where a
+ * degenerate first dimension is not something to rely on cuFFT for. */
 static ds_status plan_make(ds_context *ctx, const cuda_plan_key *k, cufftHandle *plan, size_t *work) {
-  int n[2] = {k->n0, k->n1}, real_embed[2] = {k->n0, k->n1}, cplx_embed[2] = {k->n0, k->n1 / 2 + 1};
-  int cdist = k->n0 * (k->n1 / 2 + 1);
+  int rank = k->n0 == 1 ? 1 : 2, kb = k->n1 / 2 + 1;
+  int n[2] = {k->n0, k->n1}, real_embed[2] = {k->n0, k->n1}, cplx_embed[2] = {k->n0, kb};
+  int *nn = n + 2 - rank, *re = real_embed + 2 - rank, *ce = cplx_embed + 2 - rank;
   cufftResult r = cufftCreate(plan);
   if (r == CUFFT_SUCCESS) r = cufftSetAutoAllocation(*plan, 0);
   if (r == CUFFT_SUCCESS && !k->inverse)
-    r = cufftMakePlanMany(*plan, 2, n, real_embed, k->stride, k->dist, cplx_embed, 1, cdist, CUFFT_R2C,
-                          k->batch, work);
+    r = cufftMakePlanMany(*plan, rank, nn, re, k->stride, k->dist, ce, 1, k->n0 * kb, CUFFT_R2C, k->batch, work);
   else if (r == CUFFT_SUCCESS)
-    r = cufftMakePlanMany(*plan, 2, n, cplx_embed, 1, cdist, real_embed, k->stride, k->dist, CUFFT_C2R,
-                          k->batch, work);
+    r = cufftMakePlanMany(*plan, rank, nn, ce, 1, k->n0 * kb, re, k->stride, k->dist, CUFFT_C2R, k->batch, work);
   if (r != CUFFT_SUCCESS) return ds__cuda_fail(ctx, "cufftMakePlanMany", 1000 + (int)r);
   return DS_OK;
 }
