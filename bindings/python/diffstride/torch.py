@@ -54,9 +54,9 @@ def _cuda_context(device):
         except UnsupportedError as exc:
             raise RuntimeError(
                 f"diffstride: CUDA tensors need the library's CUDA path, which {_lib.path} "
-                f"cannot provide ({exc.function}: {exc.message}). The CUDA path is issue 3; "
-                "with a library built without it, move the tensors to the CPU yourself "
-                "(.cpu()).") from exc
+                f"cannot provide ({exc.function}: {exc.message}). Build libdiffstride where "
+                "nvcc is found and run on a machine with a CUDA device, or move the tensors "
+                "to the CPU yourself (.cpu()).") from exc
     ctx = contexts[index]
     ctx.set_stream(torch.cuda.current_stream(index).cuda_stream)
     return ctx
