@@ -170,25 +170,31 @@ Vec to_float(const std::vector<double> &v) {
 
 bool file_exists(const std::string &path) { return std::ifstream(path).good(); }
 
+// Golden case `<op>_<k>.txt` of dir into g (and the section name); false when
+// it does not exist (an error for k == 0: every op has a case 00) or does not load.
+bool load_case(const std::string &dir, const char *op, int k, Golden &g) {
+  char name[64];
+  std::snprintf(name, sizeof name, "%s_%02d.txt", op, k);
+  const std::string path = dir + "/" + name;
+  if (!file_exists(path)) {
+    if (k == 0)
+      EXPECT(false, "golden case " + path + " not found (pass the directory as argv[1] or DS_GOLDEN_DIR)");
+    return false;
+  }
+  g_section = std::string("golden ") + name;
+  std::string err;
+  if (!load_golden(path, g, err)) {
+    EXPECT(false, err);
+    return false;
+  }
+  return true;
+}
+
 void golden_diffstride(const std::string &dir) {
   int cases = 0;
   for (int k = 0; k < 100; k++) {
-    char name[64];
-    std::snprintf(name, sizeof name, "diffstride_%02d.txt", k);
-    const std::string path = dir + "/" + name;
-    if (!file_exists(path)) {
-      if (k == 0)
-        EXPECT(false, "golden case " + path +
-                          " not found (pass the directory as argv[1] or DS_GOLDEN_DIR)");
-      continue;
-    }
-    g_section = std::string("golden ") + name;
     Golden g;
-    std::string err;
-    if (!load_golden(path, g, err)) {
-      EXPECT(false, err);
-      continue;
-    }
+    if (!load_case(dir, "diffstride", k, g)) continue;
     cases++;
     ds::DiffStrideOptions o;
     o.smoothness = g.smoothness;
@@ -244,20 +250,8 @@ void golden_diffstride(const std::string &dir) {
 void golden_spectral_pool(const std::string &dir) {
   int cases = 0;
   for (int k = 0; k < 100; k++) {
-    char name[64];
-    std::snprintf(name, sizeof name, "spectral_pool_%02d.txt", k);
-    const std::string path = dir + "/" + name;
-    if (!file_exists(path)) {
-      if (k == 0) EXPECT(false, "golden case " + path + " not found");
-      continue;
-    }
-    g_section = std::string("golden ") + name;
     Golden g;
-    std::string err;
-    if (!load_golden(path, g, err)) {
-      EXPECT(false, err);
-      continue;
-    }
+    if (!load_case(dir, "spectral_pool", k, g)) continue;
     cases++;
     const int n = g.shape[0], c = g.shape[1], h = g.shape[2], w = g.shape[3];
     const ds::Size2d os = ds::spectral_pool_output_size(h, w, g.strides);
