@@ -83,7 +83,21 @@ GPU_TEST   := $(BUILD)/tests/test_gpu
 CUDA_INC   := -I$(CUDA_HOME)/include
 endif
 
-.PHONY: all lib-deps test-deps check valgrind check-gpu demo bench bench-gpu install uninstall clean
+# The ResNet-18 trainer (examples/resnet18): its core (all but main.c) is
+# shared with its Check suite. It links libdiffstride through the public
+# header only, OpenBLAS for the GEMMs and zlib for the gzip'ed IDX files.
+TRAINER_DEPS := libopenblas-dev zlib1g-dev
+TRAINER_DIR  := examples/resnet18
+TRAINER_CORE := $(filter-out $(TRAINER_DIR)/main.c,$(wildcard $(TRAINER_DIR)/*.c))
+TRAINER_OBJS := $(TRAINER_CORE:%.c=$(BUILD)/%.o)
+TRAINER_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Wpedantic -Wshadow \
+                -Wstrict-prototypes -Wmissing-prototypes -fopenmp $$(pkg-config --cflags openblas)
+TRAINER_LIBS  = -fopenmp $$(pkg-config --libs openblas zlib) -lm
+TRAINER      := build/resnet18
+TRAINER_TEST := $(BUILD)/tests/test_trainer
+
+.PHONY: all lib-deps test-deps trainer-deps trainer check valgrind check-gpu demo examples bench bench-gpu \
+        install uninstall clean
 all: lib-deps $(SHARED) $(STATIC) lib/diffstride.pc
 	@echo "libdiffstride $(VERSION): CPU path (FFTW3)$(if $(filter 1,$(WITH_CUDA)), + CUDA path ($(NVCC)),); nvcc: $(if $(NVCC),$(NVCC),not found)$(if $(filter 0,$(WITH_CUDA)),; CUDA path not built,)"
 
@@ -145,8 +159,9 @@ $(CPP_TEST): tests/cpp_wrapper_test.cpp include/diffstride.hpp include/diffstrid
 $(GPU_TEST): $(BUILD)/tests/gpu/test_gpu.o $(BUILD)/tests/golden.o $(BUILD)/tests/util.o $(BUILD)/libdiffstride-test.a
 	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(TEST_LIBS)
 
-check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST)
+check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST)
 	DS_GOLDEN_DIR=$(GOLDEN) $(TEST_BIN)
+	$(TRAINER_TEST)
 	$(CPP_TEST) $(GOLDEN)
 	$(if $(GPU_TEST),DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "gpu: GPU suite not built (no CUDA path in this build)")
 	$(PYTHON) tests/ffi_test.py $(SHARED) $(GOLDEN)
@@ -164,7 +179,32 @@ valgrind: all test-deps $(TEST_BIN)
 check-gpu: all test-deps $(GPU_TEST)
 	$(if $(GPU_TEST),DS_REQUIRE_GPU=1 DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "check-gpu: no CUDA path in this build (nvcc not found, CUDA=0 or SANITIZE=1)"; exit 1)
 
-demo: all
+trainer-deps:
+	@tools/deps.sh $(TRAINER_DEPS)
+
+$(BUILD)/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h | trainer-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(TRAINER_FLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
+
+$(TRAINER): $(TRAINER_OBJS) build/release/$(TRAINER_DIR)/main.o $(STATIC)
+	$(CC) $(CFLAGS) -o $@ $^ $(ALL_LIBS) $(TRAINER_LIBS)
+
+trainer: all $(TRAINER)
+
+$(TRAINER_TEST): tests/trainer/test_trainer.c $(TRAINER_OBJS) $(BUILD)/libdiffstride-test.a | test-deps
+	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(SANFLAGS) $(CFLAGS) $$(pkg-config --cflags check) -o $@ $^ \
+	    $$(pkg-config --libs check) $(TEST_LIBS) $(TRAINER_LIBS)
+
+# The README's main job: ResNet-18 with DiffStride learns its strides on
+# Fashion-MNIST (Debian's dataset-fashion-mnist, installed when missing);
+# DEMO_ARGS adds or overrides trainer flags.
+DEMO_FLAGS := --mode diffstride --width 0.25 --epochs 2 --lr 0.05,100:0.1,800:0.02 --out runs/demo
+demo: all trainer
+	@tools/deps.sh dataset-fashion-mnist gnuplot-nox
+	./$(TRAINER) $(DEMO_FLAGS) $(DEMO_ARGS)
+
+# The small examples: a stride learned through the C API, the C++ wrapper.
+examples: all
 	@mkdir -p build
 	$(CC) $(BASEFLAGS) $(CFLAGS) examples/learn_stride.c -o build/learn_stride $(STATIC) $(ALL_LIBS)
 	./build/learn_stride

@@ -1,0 +1,539 @@
+/* The CPU backend: convolutions by im2col + SGEMM (OpenBLAS, one thread per
+ * call, the images split between OpenMP threads so each GEMM stays in
+ * cache-sized chunks), batch norm, ReLU and the small ops in OpenMP loops,
+ * DiffStride and spectral pooling through libdiffstride's CPU path.
+ *
+ * Why im2col + SGEMM on NHWC: the GEMM is where the CPU's FLOPs are (it runs
+ * OpenBLAS's AVX-512 kernels near peak), im2col on NHWC copies contiguous
+ * runs of c floats, and a 1x1 convolution needs no im2col at all. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+enum { CHUNK_FLOATS = 1 << 20 }; /* im2col chunk target: 4 MiB */
+
+typedef struct cpu_exec {
+  int threads;
+  ds_context *ds;
+  float **cols, **dw;   /* per thread: im2col chunk, partial weight gradient */
+  size_t cols_cap, dw_cap;
+  float *scratch;       /* a pooling layer's dx when it is added, not written */
+  size_t scratch_cap;
+} cpu_exec;
+
+static float *cpu_alloc(size_t count) {
+  size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+  return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+static void cpu_release(float *p) { free(p); }
+
+static void cpu_copy(float *dst, const float *src, size_t count) {
+  memcpy(dst, src, count * sizeof *dst);
+}
+
+static int grow(float **buf, size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  free(*buf);
+  *buf = cpu_alloc(need);
+  *cap = *buf ? need : 0;
+  return *buf ? 0 : -1;
+}
+
+/* Per-thread buffers of `need` floats each. */
+static int grow_each(cpu_exec *ex, float **bufs, size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  for (int t = 0; t < ex->threads; t++) {
+    free(bufs[t]);
+    bufs[t] = cpu_alloc(need);
+    if (!bufs[t]) return *cap = 0, -1;
+  }
+  *cap = need;
+  return 0;
+}
+
+static void cpu_fini(rn_model *m) {
+  cpu_exec *ex = m->exec;
+  for (int t = 0; t < ex->threads; t++) free(ex->cols[t]), free(ex->dw[t]);
+  free(ex->cols);
+  free(ex->dw);
+  free(ex->scratch);
+  ds_context_destroy(ex->ds);
+  free(ex);
+  m->exec = NULL;
+}
+
+static int cpu_init(rn_model *m, int threads, rn_error *err) {
+  if (threads < 1) return rn_fail(err, "threads = %d: must be >= 1", threads);
+  cpu_exec *ex = calloc(1, sizeof *ex);
+  if (!ex) return rn_fail(err, "out of memory");
+  m->exec = ex;
+  ex->threads = threads;
+  ex->cols = calloc((size_t)threads, sizeof *ex->cols);
+  ex->dw = calloc((size_t)threads, sizeof *ex->dw);
+  if (!ex->cols || !ex->dw) return cpu_fini(m), rn_fail(err, "out of memory");
+  if (ds_context_create(DS_DEVICE_CPU, &ex->ds) != DS_OK ||
+      ds_context_set_threads(ex->ds, threads) != DS_OK)
+    return cpu_fini(m), rn_fail(err, "libdiffstride CPU context: %s", ds_last_error());
+  openblas_set_num_threads(1);
+  return 0;
+}
+
+/* dst = src * scale, or dst += src * scale when acc. */
+static void put(float *dst, const float *src, size_t count, float scale, int acc, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (size_t i = 0; i < count; i++) dst[i] = (acc ? dst[i] : 0.0f) + scale * src[i];
+}
+
+static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
+
+/* ------------------------------------------------------------ convolution */
+
+/* One conv op on x (n, h, w, c) -> y (n, oh, ow, cout), weights (cout, k, k,
+ * c); im2col rows are (oh*ow, kk = k*k*c). Images go in chunks of per_chunk
+ * so a chunk's im2col stays near CHUNK_FLOATS. */
+typedef struct conv_geom {
+  int n, h, w, c, oh, ow, k, stride, cout;
+  size_t in_pix, out_pix, kk;
+  int direct; /* 1x1 stride 1: the rows of x are the im2col rows */
+  int per_chunk, chunks;
+} conv_geom;
+
+static conv_geom geometry(const rn_model *m, const rn_op *op, int threads) {
+  const rn_shape *x = &m->tensors[op->in].shape, *y = &m->tensors[op->out].shape;
+  conv_geom g = {x->n, x->h, x->w, x->c, y->h, y->w, op->k, op->stride, op->cout, 0, 0, 0, 0, 0, 0};
+  g.in_pix = (size_t)g.h * g.w;
+  g.out_pix = (size_t)g.oh * g.ow;
+  g.kk = (size_t)g.k * g.k * g.c;
+  g.direct = g.k == 1 && g.stride == 1;
+  int fair = (g.n + threads - 1) / threads;
+  size_t fit = CHUNK_FLOATS / (g.out_pix * g.kk);
+  g.per_chunk = g.direct || fit >= (size_t)fair ? fair : fit < 1 ? 1 : (int)fit;
+  g.chunks = (g.n + g.per_chunk - 1) / g.per_chunk;
+  return g;
+}
+
+/* Between one image x (h, w, c) and its im2col rows cols (oh*ow, kk), zero
+ * padding k/2: gather (cols = patches of x) or scatter (x += cols). */
+static void im2col_walk(float *x, const conv_geom *g, float *cols, int scatter) {
+  const int pad = g->k / 2;
+  const size_t c = (size_t)g->c;
+  for (int oy = 0; oy < g->oh; oy++)
+    for (int ox = 0; ox < g->ow; ox++) {
+      float *row = cols + ((size_t)oy * g->ow + ox) * g->kk;
+      for (int ky = 0; ky < g->k; ky++)
+        for (int kx = 0, iy = oy * g->stride + ky - pad; kx < g->k; kx++, row += c) {
+          int ix = ox * g->stride + kx - pad;
+          int inside = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
+          float *px = x + ((size_t)iy * g->w + ix) * c;
+          if (scatter && inside)
+            for (size_t j = 0; j < c; j++) px[j] += row[j];
+          else if (!scatter && inside)
+            memcpy(row, px, c * sizeof *row);
+          else if (!scatter)
+            memset(row, 0, c * sizeof *row);
+        }
+    }
+}
+
+/* The GEMM operand of images [i0, i1): x's rows or their im2col in cols. */
+static const float *patches(const conv_geom *g, const float *x, float *cols, int i0, int i1) {
+  if (g->direct) return x + (size_t)i0 * g->in_pix * g->c;
+  for (int i = i0; i < i1; i++)
+    im2col_walk((float *)x + (size_t)i * g->in_pix * g->c, g,
+                cols + (size_t)(i - i0) * g->out_pix * g->kk, 0);
+  return cols;
+}
+
+/* y rows (M, cout) = patches (M, kk) * w^T, M = images * out_pix. */
+static void conv_forward_chunk(const conv_geom *g, const float *x, const float *w, float *y,
+                               float *cols, int i0, int i1) {
+  const float *a = patches(g, x, cols, i0, i1);
+  int rows = (i1 - i0) * (int)g->out_pix;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, g->cout, (int)g->kk, 1.0f, a,
+              (int)g->kk, w, (int)g->kk, 0.0f, y + (size_t)i0 * g->out_pix * g->cout, g->cout);
+}
+
+/* dw += dy^T (cout, M) * patches (M, kk); dpatches (M, kk) = dy * w, into
+ * dx directly (direct) or through cols and a scatter. dx NULL: input needs
+ * no gradient. */
+static void conv_backward_chunk(const conv_geom *g, const float *x, const float *w,
+                                const float *dy, float *dx, int acc, float *dw, float *cols,
+                                int i0, int i1) {
+  const float *a = patches(g, x, cols, i0, i1);
+  int rows = (i1 - i0) * (int)g->out_pix, kk = (int)g->kk;
+  const float *dyc = dy + (size_t)i0 * g->out_pix * g->cout;
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->cout, kk, rows, 1.0f, dyc, g->cout, a,
+              kk, 1.0f, dw, kk);
+  if (!dx) return;
+  float *dxc = dx + (size_t)i0 * g->in_pix * g->c;
+  float *target = g->direct ? dxc : cols;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, kk, g->cout, 1.0f, dyc, g->cout, w,
+              kk, g->direct && acc ? 1.0f : 0.0f, target, kk);
+  if (g->direct) return;
+  if (!acc) memset(dxc, 0, (size_t)(i1 - i0) * g->in_pix * g->c * sizeof *dxc);
+  for (int i = i0; i < i1; i++)
+    im2col_walk(dxc + (size_t)(i - i0) * g->in_pix * g->c, g,
+                cols + (size_t)(i - i0) * g->out_pix * g->kk, 1);
+}
+
+static int conv_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train;
+  cpu_exec *ex = m->exec;
+  conv_geom g = geometry(m, op, ex->threads);
+  if (!g.direct && grow_each(ex, ex->cols, &ex->cols_cap, (size_t)g.per_chunk * g.out_pix * g.kk))
+    return rn_fail(err, "out of memory for im2col");
+  const float *x = m->tensors[op->in].data, *w = m->params + op->param;
+  float *y = m->tensors[op->out].data;
+#pragma omp parallel for num_threads(ex->threads) schedule(static)
+  for (int ch = 0; ch < g.chunks; ch++) {
+    int i0 = ch * g.per_chunk, i1 = i0 + g.per_chunk < g.n ? i0 + g.per_chunk : g.n;
+    conv_forward_chunk(&g, x, w, y, ex->cols[omp_get_thread_num()], i0, i1);
+  }
+  return 0;
+}
+
+/* Each thread sums its chunks' weight gradients in its own buffer; the
+ * buffers are added in thread order, so results do not depend on timing. */
+static int conv_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train;
+  cpu_exec *ex = m->exec;
+  conv_geom g = geometry(m, op, ex->threads);
+  size_t wsize = (size_t)g.cout * g.kk;
+  if (grow_each(ex, ex->cols, &ex->cols_cap, (size_t)g.per_chunk * g.out_pix * g.kk) ||
+      grow_each(ex, ex->dw, &ex->dw_cap, wsize))
+    return rn_fail(err, "out of memory for the convolution's gradient");
+  const rn_tensor *in = &m->tensors[op->in];
+  const float *w = m->params + op->param, *dy = m->tensors[op->out].grad;
+  float *dx = in->needs_grad ? in->grad : NULL;
+  int team = 1;
+#pragma omp parallel num_threads(ex->threads)
+  {
+    int t = omp_get_thread_num();
+#pragma omp single
+    team = omp_get_num_threads();
+    memset(ex->dw[t], 0, wsize * sizeof(float));
+#pragma omp for schedule(static)
+    for (int ch = 0; ch < g.chunks; ch++) {
+      int i0 = ch * g.per_chunk, i1 = i0 + g.per_chunk < g.n ? i0 + g.per_chunk : g.n;
+      conv_backward_chunk(&g, in->data, w, dy, dx, op->acc_in, ex->dw[t], ex->cols[t], i0, i1);
+    }
+  }
+  float *grad = m->grads + op->param;
+#pragma omp parallel for num_threads(ex->threads) schedule(static)
+  for (size_t j = 0; j < wsize; j++) {
+    float s = 0.0f;
+    for (int t = 0; t < team; t++) s += ex->dw[t][j];
+    grad[j] = s;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------- batch norm + ReLU */
+
+static const double bn_eps = 1e-5, bn_momentum = 0.9;
+
+/* Per-channel sums over the rows of an (rows, c) array: kernel(arg, r0, r1,
+ * acc) adds rows [r0, r1) into acc (2c doubles); each thread has a block of
+ * rows and its own acc, added in thread order into out (2c doubles). */
+typedef void (*row_kernel)(const void *arg, size_t r0, size_t r1, double *acc);
+
+static int reduce_rows(int threads, size_t rows, int c, row_kernel kernel, const void *arg,
+                       double *out) {
+  double *acc = calloc((size_t)threads * 2 * c, sizeof *acc);
+  if (!acc) return -1;
+#pragma omp parallel num_threads(threads)
+  {
+    int t = omp_get_thread_num(), team = omp_get_num_threads();
+    size_t r0 = rows * t / team, r1 = rows * (t + 1) / team;
+    kernel(arg, r0, r1, acc + (size_t)t * 2 * c);
+  }
+  memset(out, 0, 2 * (size_t)c * sizeof *out);
+  for (int t = 0; t < threads; t++)
+    for (int j = 0; j < 2 * c; j++) out[j] += acc[(size_t)t * 2 * c + j];
+  free(acc);
+  return 0;
+}
+
+/* x, dy (rows, c); per channel: mean, and the ReLU's input z = x * scale + shift. */
+typedef struct bn_args {
+  const float *x, *dy, *mean, *scale, *shift;
+  int c;
+} bn_args;
+
+/* acc = (sum x, sum (x - mean)^2); mean NULL on the first pass. */
+static void moments_kernel(const void *arg, size_t r0, size_t r1, double *restrict acc) {
+  const bn_args *a = arg;
+  const int c = a->c;
+  const float *restrict x = a->x, *restrict mean = a->mean;
+  for (size_t r = r0; r < r1; r++)
+    for (int j = 0; j < c; j++) {
+      if (mean) {
+        double d = (double)x[r * c + j] - mean[j];
+        acc[c + j] += d * d;
+      } else {
+        acc[j] += x[r * c + j];
+      }
+    }
+}
+
+/* acc = (sum dz, sum dz * x), dz = dy where the ReLU passed (z > 0). */
+static void bn_grad_kernel(const void *arg, size_t r0, size_t r1, double *restrict acc) {
+  const bn_args *a = arg;
+  const int c = a->c;
+  const float *restrict x = a->x, *restrict dy = a->dy, *restrict scale = a->scale,
+                        *restrict shift = a->shift;
+  for (size_t r = r0; r < r1; r++)
+    for (int j = 0; j < c; j++) {
+      float xv = x[r * c + j], dz = xv * scale[j] + shift[j] > 0.0f ? dy[r * c + j] : 0.0f;
+      acc[j] += dz;
+      acc[c + j] += dz * xv;
+    }
+}
+
+/* Batch statistics into stats (mean, 1/std) and the running averages. */
+static int batch_stats(cpu_exec *ex, const rn_tensor *x, float *stats, float *running) {
+  size_t rows = numel(&x->shape) / x->shape.c;
+  int c = x->shape.c;
+  double *sums = malloc(2 * (size_t)c * sizeof *sums);
+  bn_args a = {.x = x->data, .c = c};
+  int rc = !sums || reduce_rows(ex->threads, rows, c, moments_kernel, &a, sums);
+  for (int j = 0; !rc && j < c; j++) stats[j] = (float)(sums[j] / rows);
+  a.mean = stats;
+  rc = rc || reduce_rows(ex->threads, rows, c, moments_kernel, &a, sums);
+  for (int j = 0; !rc && j < c; j++) {
+    double var = sums[c + j] / rows;
+    stats[c + j] = (float)(1.0 / sqrt(var + bn_eps));
+    running[j] = (float)(bn_momentum * running[j] + (1 - bn_momentum) * stats[j]);
+    running[c + j] = (float)(bn_momentum * running[c + j] +
+                             (1 - bn_momentum) * var * rows / (rows > 1 ? rows - 1 : 1));
+  }
+  free(sums);
+  return rc ? -1 : 0;
+}
+
+/* coef (2c): scale = gamma * invstd, shift = beta - mean * scale. */
+static void bn_affine(const rn_model *m, const rn_op *op, int c, float *coef) {
+  const float *st = m->stats + op->stats, *gamma = m->params + op->param, *beta = gamma + c;
+  for (int j = 0; j < c; j++) {
+    coef[j] = gamma[j] * st[c + j];
+    coef[c + j] = beta[j] - st[j] * coef[j];
+  }
+}
+
+/* y = max(0, gamma * (x - mean) * invstd + beta) with the batch statistics
+ * (train) or the running ones (evaluation). */
+static int bnrelu_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  cpu_exec *ex = m->exec;
+  const rn_tensor *x = &m->tensors[op->in];
+  const int c = x->shape.c;
+  float *stats = m->stats + op->stats, *running = m->state + op->state;
+  float *coef = malloc(2 * (size_t)c * sizeof *coef);
+  if (!coef || (train && batch_stats(ex, x, stats, running)))
+    return free(coef), rn_fail(err, "out of memory");
+  if (!train)
+    for (int j = 0; j < c; j++)
+      stats[j] = running[j], stats[c + j] = (float)(1.0 / sqrt(running[c + j] + bn_eps));
+  bn_affine(m, op, c, coef);
+  const float *restrict xs = x->data, *restrict scale = coef, *restrict shift = coef + c;
+  float *restrict y = m->tensors[op->out].data;
+  size_t rows = numel(&x->shape) / c;
+#pragma omp parallel for num_threads(ex->threads) schedule(static)
+  for (size_t r = 0; r < rows; r++)
+    for (int j = 0; j < c; j++) {
+      float z = xs[r * c + j] * scale[j] + shift[j];
+      y[r * c + j] = z > 0.0f ? z : 0.0f;
+    }
+  free(coef);
+  return 0;
+}
+
+/* dx = gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)), which is
+ * k1 dz + k2 x + k3 per channel with sum(dz xhat) = invstd (sum(dz x) - mean sum(dz)). */
+static int bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train;
+  cpu_exec *ex = m->exec;
+  const rn_tensor *x = &m->tensors[op->in];
+  const int c = x->shape.c, acc = op->acc_in;
+  size_t rows = numel(&x->shape) / c;
+  const float *st = m->stats + op->stats, *gamma = m->params + op->param;
+  float *coef = malloc(5 * (size_t)c * sizeof *coef);
+  double *sums = malloc(2 * (size_t)c * sizeof *sums);
+  if (!coef || !sums) return free(coef), free(sums), rn_fail(err, "out of memory");
+  bn_affine(m, op, c, coef);
+  bn_args a = {x->data, m->tensors[op->out].grad, st, coef, coef + c, c};
+  if (reduce_rows(ex->threads, rows, c, bn_grad_kernel, &a, sums))
+    return free(coef), free(sums), rn_fail(err, "out of memory");
+  float *grad = m->grads + op->param, *k = coef + 2 * c;
+  for (int j = 0; j < c; j++) {
+    double sdz = sums[j], sdzx = st[c + j] * (sums[c + j] - st[j] * sdz);
+    grad[j] = (float)sdzx, grad[c + j] = (float)sdz;
+    k[j] = gamma[j] * st[c + j];
+    k[c + j] = (float)(-k[j] * st[c + j] * sdzx / rows);
+    k[2 * c + j] = (float)(-k[j] * sdz / rows - k[c + j] * st[j]);
+  }
+  const float *restrict xs = a.x, *restrict dy = a.dy, *restrict scale = a.scale,
+                        *restrict shift = a.shift;
+  float *restrict dx = x->grad;
+#pragma omp parallel for num_threads(ex->threads) schedule(static)
+  for (size_t r = 0; r < rows; r++)
+    for (int j = 0; j < c; j++) {
+      float xv = xs[r * c + j], dz = xv * scale[j] + shift[j] > 0.0f ? dy[r * c + j] : 0.0f;
+      float d = k[j] * dz + k[c + j] * xv + k[2 * c + j];
+      dx[r * c + j] = acc ? dx[r * c + j] + d : d;
+    }
+  free(coef);
+  free(sums);
+  return 0;
+}
+
+/* ------------------------------------------------------------ pooling */
+
+static int library_error(rn_error *err, const rn_op *op, const char *what) {
+  return rn_fail(err, "pooling layer %d %s: %s", op->pool, what, ds_last_error());
+}
+
+/* x (n, h, w, c) -> y (n, oh, ow, c): DiffStride or spectral pooling, NHWC. */
+static int pool_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train;
+  cpu_exec *ex = m->exec;
+  const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
+  const rn_pool *p = &m->pools[op->pool];
+  rn_shape s = x->shape;
+  ds_status st =
+      m->cfg.mode == RN_DIFFSTRIDE
+          ? ds_diffstride_forward(ex->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data,
+                                  y->shape.h, y->shape.w, y->data)
+          : ds_spectral_pool_forward(ex->ds, DS_LAYOUT_NHWC, s.n, s.c, s.h, s.w, p->stride,
+                                     x->data, y->shape.h, y->shape.w, y->data);
+  return st == DS_OK ? 0 : library_error(err, op, "forward");
+}
+
+/* dx by the library (into scratch when it must be added); the DiffStride
+ * stride gradient is added to the layer's (it has two uses). */
+static int pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train;
+  cpu_exec *ex = m->exec;
+  rn_tensor *x = &m->tensors[op->in];
+  const rn_tensor *y = &m->tensors[op->out];
+  rn_pool *p = &m->pools[op->pool];
+  rn_shape s = x->shape;
+  size_t count = numel(&s);
+  if (op->acc_in && grow(&ex->scratch, &ex->scratch_cap, count))
+    return rn_fail(err, "out of memory");
+  float *dx = op->acc_in ? ex->scratch : x->grad, ds[2] = {0.0f, 0.0f};
+  ds_status st =
+      m->cfg.mode == RN_DIFFSTRIDE
+          ? ds_diffstride_backward(ex->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data,
+                                   y->shape.h, y->shape.w, y->grad, dx, ds)
+          : ds_spectral_pool_backward(ex->ds, DS_LAYOUT_NHWC, s.n, s.c, s.h, s.w, p->stride,
+                                      y->shape.h, y->shape.w, y->grad, dx);
+  if (st != DS_OK) return library_error(err, op, "backward");
+  p->grad[0] += ds[0];
+  p->grad[1] += ds[1];
+  if (op->acc_in) put(x->grad, dx, count, 1.0f, 1, ex->threads);
+  return 0;
+}
+
+/* ------------------------------------------------------------ small ops */
+
+static int add_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train, (void)err;
+  cpu_exec *ex = m->exec;
+  const float *a = m->tensors[op->in].data, *b = m->tensors[op->in2].data;
+  float *y = m->tensors[op->out].data;
+  size_t count = numel(&m->tensors[op->out].shape);
+#pragma omp parallel for num_threads(ex->threads) schedule(static)
+  for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
+  return 0;
+}
+
+static int add_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train, (void)err;
+  cpu_exec *ex = m->exec;
+  const rn_tensor *y = &m->tensors[op->out];
+  size_t count = numel(&y->shape);
+  put(m->tensors[op->in].grad, y->grad, count, 1.0f, op->acc_in, ex->threads);
+  put(m->tensors[op->in2].grad, y->grad, count, 1.0f, op->acc_in2, ex->threads);
+  return 0;
+}
+
+/* x (n, h, w, c) -> y (n, c): the mean over h*w. */
+static int gap_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train, (void)err;
+  const rn_tensor *x = &m->tensors[op->in];
+  rn_shape s = x->shape;
+  size_t pix = (size_t)s.h * s.w;
+  float *y = m->tensors[op->out].data;
+  for (int i = 0; i < s.n; i++)
+    for (int j = 0; j < s.c; j++) {
+      double sum = 0.0;
+      for (size_t p = 0; p < pix; p++) sum += x->data[((size_t)i * pix + p) * s.c + j];
+      y[(size_t)i * s.c + j] = (float)(sum / pix);
+    }
+  return 0;
+}
+
+static int gap_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train, (void)err;
+  rn_tensor *x = &m->tensors[op->in];
+  rn_shape s = x->shape;
+  size_t pix = (size_t)s.h * s.w;
+  const float *dy = m->tensors[op->out].grad;
+  for (int i = 0; i < s.n; i++)
+    for (size_t p = 0; p < pix; p++) {
+      float *dx = x->grad + ((size_t)i * pix + p) * s.c;
+      for (int j = 0; j < s.c; j++) {
+        float d = dy[(size_t)i * s.c + j] / (float)pix;
+        dx[j] = op->acc_in ? dx[j] + d : d;
+      }
+    }
+  return 0;
+}
+
+/* y (n, k) = x (n, c) w^T + b, w (k, c). */
+static int dense_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train, (void)err;
+  const rn_tensor *x = &m->tensors[op->in];
+  int n = x->shape.n, c = x->shape.c, k = op->cout;
+  const float *w = m->params + op->param, *b = w + (size_t)k * c;
+  float *y = m->tensors[op->out].data;
+  for (int i = 0; i < n; i++) memcpy(y + (size_t)i * k, b, (size_t)k * sizeof *y);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, k, c, 1.0f, x->data, c, w, c, 1.0f, y,
+              k);
+  return 0;
+}
+
+static int dense_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train, (void)err;
+  rn_tensor *x = &m->tensors[op->in];
+  int n = x->shape.n, c = x->shape.c, k = op->cout;
+  const float *w = m->params + op->param, *dy = m->tensors[op->out].grad;
+  float *dw = m->grads + op->param, *db = dw + (size_t)k * c;
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, c, n, 1.0f, dy, k, x->data, c, 0.0f, dw,
+              c);
+  for (int j = 0; j < k; j++) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += dy[(size_t)i * k + j];
+    db[j] = (float)s;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c, k, 1.0f, dy, k, w, c,
+              op->acc_in ? 1.0f : 0.0f, x->grad, c);
+  return 0;
+}
+
+const rn_backend rn_cpu_backend = {
+    "cpu",
+    cpu_init,
+    cpu_fini,
+    cpu_alloc,
+    cpu_release,
+    cpu_copy,
+    cpu_copy,
+    {conv_forward, bnrelu_forward, pool_forward, add_forward, gap_forward, dense_forward},
+    {conv_backward, bnrelu_backward, pool_backward, add_backward, gap_backward, dense_backward},
+};

@@ -1,0 +1,261 @@
+/* resnet18: trains the pre-activation ResNet-18 of ../shared/spec with
+ * strided convolutions, spectral pooling or DiffStride (libdiffstride), on
+ * Fashion-MNIST (default), CIFAR-10/100 or synthetic data. docs/trainer.md
+ * documents every flag. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "report.h"
+
+typedef struct options {
+  const char *data, *lr, *out, *resume, *eval, *device;
+  rn_config cfg;
+  int epochs, batch, threads, train_subset, test_subset, benchmark, quiet;
+  uint64_t seed;
+  rn_sgd opt;
+  rn_augment aug;
+  float lambda;
+} options;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: resnet18 [options]\n"
+          "  --data SPEC          fashion-mnist[:DIR] (default), cifar10:DIR, cifar100:DIR,\n"
+          "                       synthetic:HxWxC[:CLASSES]\n"
+          "  --mode M             strided | spectral | diffstride (default diffstride)\n"
+          "  --strides S          stem,block1..block4 (default 1,1,2,2,2)\n"
+          "  --width W            width multiplier of 64,64,128,256,512 (default 1)\n"
+          "  --smoothness R       DiffStride's R (default 4)\n"
+          "  --epochs N           (default 1)     --batch B (default 128)\n"
+          "  --lr SCHEDULE        LR[,STEP:LR...] piecewise constant in optimizer steps\n"
+          "                       (default 0.01,400:0.1,18000:0.01,32000:0.001)\n"
+          "  --momentum M (0.9)   --weight-decay WD (5e-4)   --lambda L (0; complexity)\n"
+          "  --label-smoothing E (0.2)  --mixup A (0 = off)  --pad P (2)  --no-flip\n"
+          "  --train-subset N     --test-subset N (first N images; 0 = all)\n"
+          "  --threads T          (default: the CPUs online)   --seed S (default 1)\n"
+          "  --out DIR            log.csv, checkpoint.bin, training.png (default runs/MODE)\n"
+          "  --resume CKPT        continue from a checkpoint   --eval CKPT  test accuracy only\n"
+          "  --benchmark N        time N training steps and print one 'benchmark' line\n"
+          "  --device cpu|cuda    (default cpu)   --quiet  no progress bar\n");
+}
+
+static int parse_strides(const char *s, float *out) {
+  char *end;
+  for (int i = 0; i < RN_STAGES; i++) {
+    out[i] = strtof(s, &end);
+    if (end == s || *end != (i + 1 < RN_STAGES ? ',' : '\0')) return -1;
+    s = end + 1;
+  }
+  return 0;
+}
+
+static void defaults(options *o) {
+  *o = (options){.data = "fashion-mnist", .lr = "0.01,400:0.1,18000:0.01,32000:0.001",
+                 .device = "cpu", .epochs = 1, .batch = 128, .seed = 1};
+  o->cfg = (rn_config){RN_DIFFSTRIDE, 1.0f, {1, 1, 2, 2, 2}, 4.0f, 0, 0, 0, 0};
+  o->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  o->opt = (rn_sgd){0.9f, 5e-4f};
+  o->aug = (rn_augment){2, 1, 0.0f, 0.2f};
+}
+
+/* One option; returns -1 with a message on a bad value. */
+static int apply(options *o, int key, const char *v) {
+  int bad = 0;
+  switch (key) {
+    case 'd': o->data = v; break;
+    case 'm': bad = rn_mode_parse(v, &o->cfg.mode); break;
+    case 's': bad = parse_strides(v, o->cfg.strides); break;
+    case 'w': o->cfg.width = strtof(v, NULL); break;
+    case 'R': o->cfg.smoothness = strtof(v, NULL); break;
+    case 'e': bad = (o->epochs = atoi(v)) < 1; break;
+    case 'b': bad = (o->batch = atoi(v)) < 1; break;
+    case 'l': o->lr = v; break;
+    case 'M': o->opt.momentum = strtof(v, NULL); break;
+    case 'W': o->opt.weight_decay = strtof(v, NULL); break;
+    case 'L': o->lambda = strtof(v, NULL); break;
+    case 'E': o->aug.smoothing = strtof(v, NULL); bad = !(o->aug.smoothing >= 0 && o->aug.smoothing < 1); break;
+    case 'x': o->aug.mixup = strtof(v, NULL); bad = !(o->aug.mixup >= 0); break;
+    case 'p': bad = (o->aug.pad = atoi(v)) < 0; break;
+    case 'F': o->aug.flip = 0; break;
+    case 'S': o->train_subset = atoi(v); break;
+    case 'T': o->test_subset = atoi(v); break;
+    case 't': bad = (o->threads = atoi(v)) < 1; break;
+    case 'r': o->seed = strtoull(v, NULL, 10); break;
+    case 'o': o->out = v; break;
+    case 'c': o->resume = v; break;
+    case 'v': o->eval = v; break;
+    case 'B': bad = (o->benchmark = atoi(v)) < 1; break;
+    case 'D': o->device = v; break;
+    case 'q': o->quiet = 1; break;
+    default: return -1;
+  }
+  if (bad) fprintf(stderr, "resnet18: bad value '%s'\n", v ? v : "");
+  return bad ? -1 : 0;
+}
+
+static int parse(options *o, int argc, char **argv) {
+  static const struct option longs[] = {
+      {"data", 1, 0, 'd'}, {"mode", 1, 0, 'm'}, {"strides", 1, 0, 's'}, {"width", 1, 0, 'w'},
+      {"smoothness", 1, 0, 'R'}, {"epochs", 1, 0, 'e'}, {"batch", 1, 0, 'b'}, {"lr", 1, 0, 'l'},
+      {"momentum", 1, 0, 'M'}, {"weight-decay", 1, 0, 'W'}, {"lambda", 1, 0, 'L'},
+      {"label-smoothing", 1, 0, 'E'}, {"mixup", 1, 0, 'x'}, {"pad", 1, 0, 'p'},
+      {"no-flip", 0, 0, 'F'}, {"train-subset", 1, 0, 'S'}, {"test-subset", 1, 0, 'T'},
+      {"threads", 1, 0, 't'}, {"seed", 1, 0, 'r'}, {"out", 1, 0, 'o'}, {"resume", 1, 0, 'c'},
+      {"eval", 1, 0, 'v'}, {"benchmark", 1, 0, 'B'}, {"device", 1, 0, 'D'},
+      {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+  defaults(o);
+  int key;
+  while ((key = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+    if (key == 'h') return usage(stdout), exit(0), 0;
+    if (key == '?' || apply(o, key, optarg)) return usage(stderr), -1;
+  }
+  if (optind < argc) return fprintf(stderr, "resnet18: unexpected argument '%s'\n", argv[optind]), -1;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static int mkdir_p(const char *dir, rn_error *err) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s", dir);
+  for (char *p = path + 1;; p++) {
+    char c = *p;
+    if (c != '/' && c != '\0') continue;
+    *p = '\0';
+    if (mkdir(path, 0777) != 0 && access(path, W_OK) != 0)
+      return rn_fail(err, "%s: cannot create the output directory", path);
+    if (!(*p = c)) return 0;
+  }
+}
+
+/* The network's config: from the checkpoint when resuming or evaluating
+ * (its mode, width and strides win over the flags), else from the flags. */
+static int network_config(const options *o, const rn_data *d, rn_config *cfg, rn_error *err) {
+  const char *ckpt = o->resume ? o->resume : o->eval;
+  *cfg = o->cfg;
+  if (ckpt && rn_checkpoint_config(ckpt, cfg, err)) return -1;
+  if (ckpt && (cfg->in_h != d->train.h || cfg->in_w != d->train.w || cfg->in_c != d->train.c ||
+               cfg->classes != d->train.classes))
+    return rn_fail(err, "%s: trained on %dx%dx%d images with %d classes, not on %s", ckpt,
+                   cfg->in_h, cfg->in_w, cfg->in_c, cfg->classes, d->name);
+  cfg->in_h = d->train.h, cfg->in_w = d->train.w, cfg->in_c = d->train.c;
+  cfg->classes = d->train.classes;
+  return 0;
+}
+
+static int setup(const options *o, rn_data *d, rn_trainer *t, rn_error *err) {
+  if (strcmp(o->device, "cpu") != 0)
+    return rn_fail(err, "--device %s: this trainer build has the CPU backend only", o->device);
+  if (rn_data_load(d, o->data, err)) return -1;
+  rn_dataset_truncate(&d->train, o->train_subset);
+  rn_dataset_truncate(&d->test, o->test_subset);
+  rn_config cfg;
+  if (network_config(o, d, &cfg, err) ||
+      rn_trainer_init(t, &cfg, &rn_cpu_backend, o->threads, o->seed, o->batch, err))
+    return -1;
+  t->opt = o->opt;
+  t->aug = o->aug;
+  t->lambda = o->lambda;
+  if (rn_schedule_parse(&t->schedule, o->lr, err)) return -1;
+  const char *ckpt = o->resume ? o->resume : o->eval;
+  return ckpt ? rn_checkpoint_load(t, ckpt, err) : 0;
+}
+
+/* ---------------------------------------------------------------- running */
+
+static int train(const options *o, const rn_data *d, rn_trainer *t, rn_error *err) {
+  char dir[3000], path[4096];
+  snprintf(dir, sizeof dir, "%s", o->out ? o->out : "runs");
+  if (!o->out) snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/%s", rn_mode_name(t->model.cfg.mode));
+  if (mkdir_p(dir, err)) return -1;
+  printf("resnet18 %s on %s: %d train / %d test images %dx%dx%d, width %g, %zu parameters, %d threads\n",
+         rn_mode_name(t->model.cfg.mode), d->name, d->train.count, d->test.count, d->train.h,
+         d->train.w, d->train.c, (double)t->model.cfg.width, t->model.nparams, o->threads);
+  rn_record *records = calloc((size_t)o->epochs, sizeof *records);
+  rn_progress bar = {!o->quiet && isatty(2), 0.0};
+  int count = 0;
+  while (t->epoch < o->epochs) {
+    rn_epoch_stats s;
+    double acc, loss;
+    if (rn_train_epoch(t, d, rn_progress_bar, &bar, &s, err) ||
+        rn_evaluate(t, d, &d->test, &acc, &loss, err))
+      return free(records), -1;
+    rn_record_fill(&records[count], t, &s, acc, loss);
+    rn_print_record(stdout, &records[count], o->epochs, t->model.cfg.mode);
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    if (rn_csv_append(path, &records[count++], err)) return free(records), -1;
+    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
+    if (rn_checkpoint_save(t, path, err)) return free(records), -1;
+  }
+  rn_print_summary(stdout, records, count, t->model.cfg.mode);
+  free(records);
+  int plotted = rn_plot(dir, t->model.npools, err);
+  printf("log %s/log.csv, checkpoint %s/checkpoint.bin%s%s%s\n", dir, dir,
+         plotted > 0 ? ", plot " : plotted == 0 ? " (install gnuplot for the plot)" : "",
+         plotted > 0 ? dir : "", plotted > 0 ? "/training.png" : "");
+  return 0;
+}
+
+static int evaluate_only(const options *o, const rn_data *d, rn_trainer *t, rn_error *err) {
+  double acc, loss;
+  if (rn_evaluate(t, d, &d->test, &acc, &loss, err)) return -1;
+  printf("%s: epoch %d, %s, test accuracy %.2f%% (loss %.4f) on %d images\n", o->eval, t->epoch,
+         rn_mode_name(t->model.cfg.mode), 100 * acc, loss, d->test.count);
+  return 0;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Times o->benchmark training steps (after 2 warm-up steps) on full batches. */
+static int benchmark(const options *o, const rn_data *d, rn_trainer *t, rn_error *err) {
+  int n = o->batch, *idx = malloc(sizeof(int) * (size_t)n), correct;
+  double loss, t0 = 0.0, lib0 = 0.0;
+  for (int i = 0; i < n; i++) idx[i] = i % d->train.count;
+  for (int step = 0; step < 2 + o->benchmark; step++) {
+    if (step == 2) t0 = now(), lib0 = t->model.library_seconds;
+    rn_make_batch(d, &d->train, idx, n, &t->aug, &t->rng, t->x, t->targets, t->labels);
+    if (rn_train_step(t, n, &loss, &correct, err)) return free(idx), -1;
+  }
+  free(idx);
+  double step_ms = 1e3 * (now() - t0) / o->benchmark;
+  double lib_ms = 1e3 * (t->model.library_seconds - lib0) / o->benchmark;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("benchmark mode=%s batch=%d threads=%d step_ms=%.2f images_per_s=%.1f library_ms=%.2f "
+         "library_share=%.2f peak_rss_mb=%.1f sizes=",
+         rn_mode_name(t->model.cfg.mode), n, o->threads, step_ms, 1e3 * n / step_ms, lib_ms,
+         100.0 * lib_ms / step_ms, ru.ru_maxrss / 1024.0);
+  for (int p = 0; p < t->model.npools; p++)
+    printf("%s%dx%d", p ? "," : "", t->model.pools[p].out_h, t->model.pools[p].out_w);
+  printf("\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  options o;
+  if (parse(&o, argc, argv)) return 2;
+  rn_data d;
+  rn_trainer t;
+  rn_error err = {{0}};
+  memset(&d, 0, sizeof d);
+  memset(&t, 0, sizeof t);
+  int rc = setup(&o, &d, &t, &err);
+  if (!rc) rc = o.eval ? evaluate_only(&o, &d, &t, &err)
+                : o.benchmark ? benchmark(&o, &d, &t, &err)
+                              : train(&o, &d, &t, &err);
+  if (rc) fprintf(stderr, "resnet18: %s\n", err.msg);
+  rn_trainer_free(&t);
+  rn_data_free(&d);
+  return rc ? 1 : 0;
+}

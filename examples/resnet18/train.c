@@ -1,0 +1,113 @@
+/* Training steps, epochs and evaluation on any backend. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+
+static double seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int rn_trainer_init(rn_trainer *t, const rn_config *cfg, const rn_backend *be, int threads,
+                    uint64_t seed, int batch, rn_error *err) {
+  memset(t, 0, sizeof *t);
+  if (batch < 1) return rn_fail(err, "batch size %d: must be >= 1", batch);
+  rn_rng_seed(&t->rng, seed);
+  if (rn_model_create(&t->model, cfg, be, threads, &t->rng, err)) return -1;
+  t->batch = batch;
+  t->opt = (rn_sgd){0.9f, 5e-4f};
+  t->aug = (rn_augment){0, 0, 0.0f, 0.0f};
+  rn_schedule_parse(&t->schedule, "0.1", err);
+  t->x = malloc(sizeof(float) * (size_t)batch * cfg->in_h * cfg->in_w * cfg->in_c);
+  t->targets = malloc(sizeof(float) * (size_t)batch * cfg->classes);
+  t->labels = malloc(sizeof(int) * (size_t)batch);
+  if (!t->x || !t->targets || !t->labels) {
+    rn_trainer_free(t);
+    return rn_fail(err, "out of memory for a batch of %d", batch);
+  }
+  return 0;
+}
+
+void rn_trainer_free(rn_trainer *t) {
+  rn_model_destroy(&t->model);
+  free(t->x);
+  free(t->targets);
+  free(t->labels);
+  free(t->order);
+  memset(t, 0, sizeof *t);
+}
+
+int rn_train_step(rn_trainer *t, int n, double *loss, int *correct, rn_error *err) {
+  rn_model *m = &t->model;
+  if (rn_forward(m, t->x, n, 1, err)) return -1;
+  double l = rn_loss(m, t->targets, t->labels, n, 1, correct);
+  if (rn_backward(m, err)) return -1;
+  l += rn_regularizer(m, t->lambda, 1);
+  if (!isfinite(l)) return rn_fail(err, "the loss is %g at step %ld: training diverged", l, t->step);
+  rn_sgd_step(m, &t->opt, rn_schedule_lr(&t->schedule, t->step));
+  rn_store_effective_strides(m);
+  t->step++;
+  *loss = l;
+  return 0;
+}
+
+/* A fresh random permutation of 0..count-1 (Fisher-Yates). */
+static int shuffle(rn_trainer *t, int count) {
+  free(t->order);
+  t->order = malloc(sizeof(int) * (size_t)count);
+  if (!t->order) return -1;
+  for (int i = 0; i < count; i++) t->order[i] = i;
+  for (int i = count - 1; i > 0; i--) {
+    int j = (int)rn_rng_below(&t->rng, (uint32_t)i + 1), tmp = t->order[i];
+    t->order[i] = t->order[j], t->order[j] = tmp;
+  }
+  return 0;
+}
+
+int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, void *user,
+                   rn_epoch_stats *out, rn_error *err) {
+  const rn_dataset *s = &d->train;
+  if (shuffle(t, s->count)) return rn_fail(err, "out of memory");
+  double start = seconds(), lib0 = t->model.library_seconds, sum = 0.0;
+  int hits = 0;
+  for (int done = 0; done < s->count;) {
+    int n = s->count - done < t->batch ? s->count - done : t->batch, correct = 0;
+    double loss;
+    rn_make_batch(d, s, t->order + done, n, &t->aug, &t->rng, t->x, t->targets, t->labels);
+    if (rn_train_step(t, n, &loss, &correct, err)) return -1;
+    done += n;
+    sum += loss * n;
+    hits += correct;
+    if (progress) progress(user, done, s->count, sum / done, done / (seconds() - start));
+  }
+  t->epoch++;
+  double elapsed = seconds() - start;
+  *out = (rn_epoch_stats){sum / s->count, (double)hits / s->count, elapsed, s->count / elapsed,
+                          t->model.library_seconds - lib0, s->count};
+  return 0;
+}
+
+int rn_evaluate(rn_trainer *t, const rn_data *d, const rn_dataset *s, double *accuracy,
+                double *loss, rn_error *err) {
+  int hits = 0;
+  double sum = 0.0;
+  int *idx = malloc(sizeof(int) * (size_t)t->batch);
+  if (!idx) return rn_fail(err, "out of memory");
+  for (int done = 0; done < s->count;) {
+    int n = s->count - done < t->batch ? s->count - done : t->batch, correct = 0;
+    for (int i = 0; i < n; i++) idx[i] = done + i;
+    rn_make_batch(d, s, idx, n, NULL, NULL, t->x, t->targets, t->labels);
+    if (rn_forward(&t->model, t->x, n, 0, err)) return free(idx), -1;
+    sum += rn_loss(&t->model, t->targets, t->labels, n, 0, &correct) * n;
+    hits += correct;
+    done += n;
+  }
+  free(idx);
+  *accuracy = s->count ? (double)hits / s->count : 0.0;
+  if (loss) *loss = s->count ? sum / s->count : 0.0;
+  return 0;
+}
