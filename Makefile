@@ -159,9 +159,10 @@ $(CPP_TEST): tests/cpp_wrapper_test.cpp include/diffstride.hpp include/diffstrid
 $(GPU_TEST): $(BUILD)/tests/gpu/test_gpu.o $(BUILD)/tests/golden.o $(BUILD)/tests/util.o $(BUILD)/libdiffstride-test.a
 	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(TEST_LIBS)
 
-check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST)
+check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAINER)
 	DS_GOLDEN_DIR=$(GOLDEN) $(TEST_BIN)
 	$(TRAINER_TEST)
+	tests/trainer/cli_test.sh $(TRAINER)
 	$(CPP_TEST) $(GOLDEN)
 	$(if $(GPU_TEST),DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "gpu: GPU suite not built (no CUDA path in this build)")
 	$(PYTHON) tests/ffi_test.py $(SHARED) $(GOLDEN)
@@ -182,11 +183,17 @@ check-gpu: all test-deps $(GPU_TEST)
 trainer-deps:
 	@tools/deps.sh $(TRAINER_DEPS)
 
-$(BUILD)/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h | trainer-deps
+# The trainer program is always the release build; SANITIZE=1 builds its
+# core again (build/sanitize) for the trainer's test suite.
+build/release/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h | trainer-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(TRAINER_FLAGS) $(CFLAGS) -c $< -o $@
+
+build/sanitize/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h | trainer-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(TRAINER_FLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
-$(TRAINER): $(TRAINER_OBJS) build/release/$(TRAINER_DIR)/main.o $(STATIC)
+$(TRAINER): $(TRAINER_CORE:%.c=build/release/%.o) build/release/$(TRAINER_DIR)/main.o $(STATIC)
 	$(CC) $(CFLAGS) -o $@ $^ $(ALL_LIBS) $(TRAINER_LIBS)
 
 trainer: all $(TRAINER)
@@ -198,7 +205,9 @@ $(TRAINER_TEST): tests/trainer/test_trainer.c $(TRAINER_OBJS) $(BUILD)/libdiffst
 # The README's main job: ResNet-18 with DiffStride learns its strides on
 # Fashion-MNIST (Debian's dataset-fashion-mnist, installed when missing);
 # DEMO_ARGS adds or overrides trainer flags.
-DEMO_FLAGS := --mode diffstride --width 0.25 --epochs 2 --lr 0.05,100:0.1,800:0.02 --out runs/demo
+DEMO_FLAGS := --mode diffstride --width 0.125 --epochs 2 --train-subset 50000 \
+              --lr 0.02,30:0.1,550:0.02,700:0.004 --pad 0 --no-flip --label-smoothing 0 \
+              --out runs/demo
 demo: all trainer
 	@tools/deps.sh dataset-fashion-mnist gnuplot-nox
 	./$(TRAINER) $(DEMO_FLAGS) $(DEMO_ARGS)

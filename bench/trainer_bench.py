@@ -135,7 +135,8 @@ def print_table(modes, c_rows, t_rows):
 
 
 def print_details(modes, c_rows, t_rows):
-    """Each run's own line, and a note where the two networks' sizes differ."""
+    """Each run's own line (the trainer's sizes are its pooling layers' outputs,
+    torch's the maps after the stem and each block)."""
     print()
     for mode in modes:
         c, t = (c_rows or {}).get(mode), (t_rows or {}).get(mode)
@@ -143,9 +144,6 @@ def print_details(modes, c_rows, t_rows):
             print("    benchmark " + " ".join(f"{k}={v}" for k, v in c.items()))
         if t:
             print("    torch " + " ".join(f"{k}={v}" for k, v in t.items()))
-        if c and t and c.get("sizes") != t.get("sizes"):
-            print(f"    note: {mode} feature-map sizes differ: C {c.get('sizes')}, "
-                  f"torch {t.get('sizes')}")
 
 
 def parse_args():

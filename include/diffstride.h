@@ -91,6 +91,18 @@ DS_API ds_status ds_context_set_threads(ds_context *ctx, int threads);
  * issued on (NULL = the legacy default stream). DS_ERR_UNSUPPORTED on a CPU
  * context. */
 DS_API ds_status ds_context_set_stream(ds_context *ctx, void *stream);
+/* Bit-reproducible results across processes (reproducible = 1) or the
+ * fastest plans (0, the default). By default the CPU path plans its FFTs
+ * with FFTW_MEASURE, which picks algorithms by timing them: two processes
+ * may pick different ones and round differently, so a training run cannot be
+ * repeated bit for bit. With 1 the context plans with FFTW_ESTIMATE (no
+ * timing; possibly slower transforms): every process running the same FFTW
+ * build on the same machine computes the same bits, provided nothing in the
+ * process plans the same transforms with FFTW_MEASURE first (FFTW reuses
+ * such wisdom). Plans already made are kept for the other setting.
+ * DS_ERR_INVALID_ARGUMENT unless 0 or 1; DS_ERR_UNSUPPORTED for 1 on a CUDA
+ * context (its stride gradients are summed with atomics, in no fixed order). */
+DS_API ds_status ds_context_set_reproducible(ds_context *ctx, int reproducible);
 /* The message of the last failure of a call on ctx, "" if none (a later
  * successful call does not clear it). Never NULL, also for ctx == NULL. */
 DS_API const char *ds_context_last_error(const ds_context *ctx);

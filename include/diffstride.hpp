@@ -170,6 +170,13 @@ class Context {
   }
   /// The value last set with threads(int) (1 for a new context).
   int threads() const noexcept { return threads_; }
+  /// CPU: bit-reproducible FFT plans across processes (FFTW_ESTIMATE) or the
+  /// fastest measured ones (false, the default). Throws Unsupported for true
+  /// on a CUDA context. Chainable.
+  Context &reproducible(bool on) {
+    check(ds_context_set_reproducible(ctx_, on ? 1 : 0), ctx_);
+    return *this;
+  }
   /// CUDA: the cudaStream_t to issue work on. Throws Unsupported on a CPU context.
   Context &stream(void *s) {
     check(ds_context_set_stream(ctx_, s), ctx_);

@@ -34,6 +34,15 @@ ds_status ds_context_set_threads(ds_context *ctx, int threads) {
   return ctx->backend->set_threads(ctx, threads);
 }
 
+ds_status ds_context_set_reproducible(ds_context *ctx, int reproducible) {
+  ds_status st = ds__check_context(ctx);
+  if (st != DS_OK) return st;
+  if (reproducible != 0 && reproducible != 1)
+    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "reproducible: %d is neither 0 nor 1",
+                    reproducible);
+  return ctx->backend->set_reproducible(ctx, reproducible);
+}
+
 ds_status ds_context_set_stream(ds_context *ctx, void *stream) {
   ds_status st = ds__check_context(ctx);
   if (st != DS_OK) return st;

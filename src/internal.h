@@ -53,6 +53,7 @@ typedef struct ds_backend {
                         const float *dy, float *dx, double *gh, double *gw);
   ds_status (*set_threads)(ds_context *ctx, int threads);
   ds_status (*set_stream)(ds_context *ctx, void *stream);
+  ds_status (*set_reproducible)(ds_context *ctx, int reproducible);
   void (*destroy)(void *state);
 } ds_backend;
 

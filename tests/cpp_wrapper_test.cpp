@@ -528,6 +528,7 @@ void errors() {
   // Context errors.
   EXPECT_CTX_ERROR(ds::InvalidArgument, DS_ERR_INVALID_ARGUMENT, "threads", ctx, ctx.threads(-1));
   EXPECT_CTX_ERROR(ds::Unsupported, DS_ERR_UNSUPPORTED, "", ctx, ctx.stream(nullptr));
+  ctx.reproducible(true).reproducible(false);  // a CPU context takes both
   try {
     ds::Context gpu(DS_DEVICE_CUDA);  // a CUDA build with a GPU may succeed
     EXPECT(gpu.get() != nullptr && gpu.device() == DS_DEVICE_CUDA, "CUDA context");

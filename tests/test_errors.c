@@ -201,6 +201,7 @@ START_TEST(test_context_errors) {
   ck_assert_ptr_nonnull(strstr(ds_last_error(), "CUDA"));
   ck_assert_int_eq(ds_context_set_threads(NULL, 1), DS_ERR_INVALID_ARGUMENT);
   ck_assert_int_eq(ds_context_set_stream(NULL, NULL), DS_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(ds_context_set_reproducible(NULL, 1), DS_ERR_INVALID_ARGUMENT);
   ck_assert_str_eq(ds_context_last_error(NULL), "");
   ds_context_destroy(NULL);
   ctx = cpu_context(1);
@@ -210,6 +211,11 @@ START_TEST(test_context_errors) {
   ck_assert_int_eq(ds_context_set_stream(ctx, NULL), DS_ERR_UNSUPPORTED);
   ck_assert_ptr_nonnull(strstr(ds_context_last_error(ctx), "stream"));
   ck_assert_int_eq(ds_context_set_threads(ctx, 0), DS_OK);
+  ck_assert_int_eq(ds_context_set_reproducible(ctx, 2), DS_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(ds_context_last_error(ctx), "reproducible: 2"));
+  ck_assert_int_eq(ds_context_set_reproducible(ctx, -1), DS_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(ds_context_set_reproducible(ctx, 1), DS_OK);
+  ck_assert_int_eq(ds_context_set_reproducible(ctx, 0), DS_OK);
   ds_context_destroy(ctx);
 }
 END_TEST

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cpu/cpu.h"
 #include "util.h"
@@ -127,6 +129,69 @@ START_TEST(test_thread_count_independent) {
     result_free(&r);
   }
   result_free(&ref);
+  ds_context_destroy(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------- reproducibility */
+
+/* Runs load in a fresh child process on a reproducible context (its FFTW
+ * plans made there, not inherited) and reads its result back through a pipe. */
+static void run_in_child(const workload *ld, unsigned seed, result *r) {
+  int fd[2];
+  ck_assert_int_eq(pipe(fd), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    ds_context *ctx = NULL;
+    result c = {.st = ds_context_create(DS_DEVICE_CPU, &ctx)};
+    if (c.st == DS_OK) c.st = ds_context_set_reproducible(ctx, 1);
+    if (c.st == DS_OK) run_load(ctx, ld, seed, &c);
+    ssize_t ok = write(fd[1], &c, sizeof c) == (ssize_t)sizeof c;
+    if (ok && c.st == DS_OK)
+      ok = write(fd[1], c.y, sizeof(float) * c.out) == (ssize_t)(sizeof(float) * c.out) &&
+           write(fd[1], c.dx, sizeof(float) * c.in) == (ssize_t)(sizeof(float) * c.in);
+    _exit(ok ? 0 : 1);
+  }
+  close(fd[1]);
+  FILE *f = fdopen(fd[0], "rb");
+  ck_assert_uint_eq(fread(r, sizeof *r, 1, f), 1);
+  r->y = malloc(sizeof(float) * r->out), r->dx = malloc(sizeof(float) * r->in);
+  if (r->st == DS_OK) {
+    ck_assert_uint_eq(fread(r->y, sizeof(float), r->out, f), r->out);
+    ck_assert_uint_eq(fread(r->dx, sizeof(float), r->in, f), r->in);
+  }
+  fclose(f);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed");
+}
+
+/* Two processes with reproducible contexts compute the same bits; the
+ * result agrees with the default (measured plans) to rounding; switching back
+ * uses the measured plans kept in the cache, bit for bit. (Not compared bit
+ * for bit in this process: after measured planning FFTW's wisdom makes the
+ * estimated plans the measured ones, as the header says.) */
+START_TEST(test_reproducible_across_processes) {
+  const workload *ld = &loads[_i];
+  result a, b, measured, again, estimated;
+  run_in_child(ld, 5u, &a);
+  run_in_child(ld, 5u, &b);
+  check_reference(&a, "first process");
+  check_same(&b, &a, 1, "second process");
+  ds_context *ctx = cpu_context(2);
+  run_load(ctx, ld, 5u, &measured);
+  ck_assert_int_eq(ds_context_set_reproducible(ctx, 1), DS_OK);
+  run_load(ctx, ld, 5u, &estimated);
+  check_reference(&estimated, "reproducible context in the test process");
+  ck_assert_msg(rel_error_ff(a.y, measured.y, a.out) < 1e-5, "y: estimated vs measured plans");
+  ck_assert_msg(rel_error_ff(a.dx, measured.dx, a.in) < 1e-5, "dx: estimated vs measured plans");
+  ck_assert_msg(rel_error_ff(estimated.y, measured.y, a.out) < 1e-5, "y after switching");
+  ck_assert_int_eq(ds_context_set_reproducible(ctx, 0), DS_OK);
+  run_load(ctx, ld, 5u, &again);
+  check_same(&again, &measured, 1, "measured plans again");
+  result *all[] = {&a, &b, &measured, &again, &estimated};
+  for (size_t k = 0; k < sizeof all / sizeof *all; k++) result_free(all[k]);
   ds_context_destroy(ctx);
 }
 END_TEST
@@ -361,6 +426,7 @@ Suite *threading_suite(void) {
   Suite *s = suite_create("threading");
   TCase *tc = tcase_create("threading");
   tcase_add_loop_test(tc, test_thread_count_independent, 0, NLOADS);
+  tcase_add_loop_test(tc, test_reproducible_across_processes, 0, NLOADS);
   tcase_add_test(tc, test_concurrent_contexts);
   tcase_add_test(tc, test_plans_reused);
   tcase_add_test(tc, test_plan_cache_eviction);

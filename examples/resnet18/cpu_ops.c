@@ -76,8 +76,11 @@ static int cpu_init(rn_model *m, int threads, rn_error *err) {
   ex->cols = calloc((size_t)threads, sizeof *ex->cols);
   ex->dw = calloc((size_t)threads, sizeof *ex->dw);
   if (!ex->cols || !ex->dw) return cpu_fini(m), rn_fail(err, "out of memory");
+  /* reproducible: FFTW plans chosen without timing, so a seed gives the same
+   * run in every process (measured plans can differ between processes) */
   if (ds_context_create(DS_DEVICE_CPU, &ex->ds) != DS_OK ||
-      ds_context_set_threads(ex->ds, threads) != DS_OK)
+      ds_context_set_threads(ex->ds, threads) != DS_OK ||
+      ds_context_set_reproducible(ex->ds, 1) != DS_OK)
     return cpu_fini(m), rn_fail(err, "libdiffstride CPU context: %s", ds_last_error());
   openblas_set_num_threads(1);
   return 0;
@@ -237,74 +240,133 @@ static int conv_backward(rn_model *m, const rn_op *op, int train, rn_error *err)
 
 static const double bn_eps = 1e-5, bn_momentum = 0.9;
 
-/* Per-channel sums over the rows of an (rows, c) array: kernel(arg, r0, r1,
- * acc) adds rows [r0, r1) into acc (2c doubles); each thread has a block of
- * rows and its own acc, added in thread order into out (2c doubles). */
-typedef void (*row_kernel)(const void *arg, size_t r0, size_t r1, double *acc);
+/* An (rows, c) NHWC array walked flat: element i has channel i % c. Loops
+ * go over blocks of `wide` elements (a multiple of c, at least 64) with
+ * per-channel coefficients tiled to that width, so the inner loops
+ * vectorize even for the few channels of a narrow network. */
+typedef struct bn_args {
+  const float *x, *dy;
+  float *out;          /* y (forward) or dx (backward) */
+  const float *coef;   /* tiled per-channel coefficients, `ncoef` rows of wide */
+  size_t n;            /* rows * c */
+  int wide, acc;       /* acc: dx is added to */
+} bn_args;
 
-static int reduce_rows(int threads, size_t rows, int c, row_kernel kernel, const void *arg,
-                       double *out) {
-  double *acc = calloc((size_t)threads * 2 * c, sizeof *acc);
-  if (!acc) return -1;
+static int tile_width(int c) { return c >= 64 ? c : (64 + c - 1) / c * c; }
+
+/* coef (rows of wide) from per-channel rows src (rows of c). */
+static float *tiled(const float *src, int rows, int c, int wide) {
+  float *t = malloc((size_t)rows * wide * sizeof *t);
+  for (int r = 0; t && r < rows; r++)
+    for (int k = 0; k < wide; k++) t[(size_t)r * wide + k] = src[(size_t)r * c + k % c];
+  return t;
+}
+
+typedef void (*flat_kernel)(const bn_args *a, size_t i0, size_t i1, double *acc);
+
+/* Runs kernel over [0, n) split between threads at block boundaries; with
+ * out (2 * c doubles) the threads' accumulators (2 rows of wide) are added
+ * in thread order and folded to channels. */
+static int run_flat(int threads, const bn_args *a, int c, flat_kernel kernel, double *out) {
+  size_t blocks = (a->n + a->wide - 1) / a->wide, row = 2 * (size_t)a->wide;
+  double *acc = out ? calloc((size_t)threads * row, sizeof *acc) : NULL;
+  if (out && !acc) return -1;
 #pragma omp parallel num_threads(threads)
   {
     int t = omp_get_thread_num(), team = omp_get_num_threads();
-    size_t r0 = rows * t / team, r1 = rows * (t + 1) / team;
-    kernel(arg, r0, r1, acc + (size_t)t * 2 * c);
+    size_t i0 = blocks * t / team * a->wide, i1 = blocks * (t + 1) / team * a->wide;
+    kernel(a, i0, i1 < a->n ? i1 : a->n, acc ? acc + (size_t)t * row : NULL);
   }
+  if (!out) return 0;
   memset(out, 0, 2 * (size_t)c * sizeof *out);
   for (int t = 0; t < threads; t++)
-    for (int j = 0; j < 2 * c; j++) out[j] += acc[(size_t)t * 2 * c + j];
+    for (size_t k = 0; k < row; k++)
+      out[(k / a->wide) * c + k % a->wide % c] += acc[(size_t)t * row + k];
   free(acc);
   return 0;
 }
 
-/* x, dy (rows, c); per channel: mean, and the ReLU's input z = x * scale + shift. */
-typedef struct bn_args {
-  const float *x, *dy, *mean, *scale, *shift;
-  int c;
-} bn_args;
-
-/* acc = (sum x, sum (x - mean)^2); mean NULL on the first pass. */
-static void moments_kernel(const void *arg, size_t r0, size_t r1, double *restrict acc) {
-  const bn_args *a = arg;
-  const int c = a->c;
-  const float *restrict x = a->x, *restrict mean = a->mean;
-  for (size_t r = r0; r < r1; r++)
-    for (int j = 0; j < c; j++) {
-      if (mean) {
-        double d = (double)x[r * c + j] - mean[j];
-        acc[c + j] += d * d;
-      } else {
-        acc[j] += x[r * c + j];
+/* acc = (sum x, sum (x - mean)^2), coef row 0 = mean (NULL: first pass). */
+static void moments_kernel(const bn_args *a, size_t i0, size_t i1, double *restrict acc) {
+  const size_t w = (size_t)a->wide;
+  const float *restrict x = a->x, *restrict mean = a->coef;
+  for (size_t b = i0; b < i1; b += w) {
+    size_t len = i1 - b < w ? i1 - b : w;
+    if (!mean)
+      for (size_t k = 0; k < len; k++) acc[k] += x[b + k];
+    else
+      for (size_t k = 0; k < len; k++) {
+        double d = (double)x[b + k] - mean[k];
+        acc[w + k] += d * d;
       }
-    }
+  }
 }
 
-/* acc = (sum dz, sum dz * x), dz = dy where the ReLU passed (z > 0). */
-static void bn_grad_kernel(const void *arg, size_t r0, size_t r1, double *restrict acc) {
-  const bn_args *a = arg;
-  const int c = a->c;
-  const float *restrict x = a->x, *restrict dy = a->dy, *restrict scale = a->scale,
-                        *restrict shift = a->shift;
-  for (size_t r = r0; r < r1; r++)
-    for (int j = 0; j < c; j++) {
-      float xv = x[r * c + j], dz = xv * scale[j] + shift[j] > 0.0f ? dy[r * c + j] : 0.0f;
-      acc[j] += dz;
-      acc[c + j] += dz * xv;
+/* y = max(0, x * scale + shift); coef rows: scale, shift. */
+static void apply_kernel(const bn_args *a, size_t i0, size_t i1, double *acc) {
+  (void)acc;
+  const size_t w = (size_t)a->wide;
+  const float *restrict x = a->x, *restrict scale = a->coef, *restrict shift = a->coef + w;
+  float *restrict y = a->out;
+  for (size_t b = i0; b < i1; b += w) {
+    size_t len = i1 - b < w ? i1 - b : w;
+    for (size_t k = 0; k < len; k++) {
+      float z = x[b + k] * scale[k] + shift[k];
+      y[b + k] = z > 0.0f ? z : 0.0f;
     }
+  }
+}
+
+/* acc = (sum dz, sum dz * x), dz = dy where the ReLU passed. */
+static void grad_sums_kernel(const bn_args *a, size_t i0, size_t i1, double *restrict acc) {
+  const size_t w = (size_t)a->wide;
+  const float *restrict x = a->x, *restrict dy = a->dy, *restrict scale = a->coef,
+                        *restrict shift = a->coef + w;
+  double *restrict sdz = acc, *restrict sdzx = acc + w;
+  for (size_t b = i0; b < i1; b += w) {
+    size_t len = i1 - b < w ? i1 - b : w;
+    for (size_t k = 0; k < len; k++) {
+      float xv = x[b + k], dz = xv * scale[k] + shift[k] > 0.0f ? dy[b + k] : 0.0f;
+      sdz[k] += dz;
+      sdzx[k] += dz * xv;
+    }
+  }
+}
+
+/* dx (+)= k1 dz + k2 x + k3 on [i0, i1); coef rows: scale, shift, k1, k2,
+ * k3. acc is a constant at each call, so each call site gets its own loop. */
+static inline void grad_apply_span(const bn_args *a, size_t i0, size_t i1, const int acc) {
+  const size_t w = (size_t)a->wide;
+  const float *restrict x = a->x, *restrict dy = a->dy, *restrict co = a->coef;
+  float *restrict dx = a->out;
+  for (size_t b = i0; b < i1; b += w) {
+    size_t len = i1 - b < w ? i1 - b : w;
+    for (size_t k = 0; k < len; k++) {
+      float xv = x[b + k], dz = xv * co[k] + co[w + k] > 0.0f ? dy[b + k] : 0.0f;
+      float d = co[2 * w + k] * dz + co[3 * w + k] * xv + co[4 * w + k];
+      dx[b + k] = acc ? dx[b + k] + d : d;
+    }
+  }
+}
+
+static void grad_apply_kernel(const bn_args *a, size_t i0, size_t i1, double *acc) {
+  (void)acc;
+  if (a->acc) grad_apply_span(a, i0, i1, 1);
+  else grad_apply_span(a, i0, i1, 0);
 }
 
 /* Batch statistics into stats (mean, 1/std) and the running averages. */
 static int batch_stats(cpu_exec *ex, const rn_tensor *x, float *stats, float *running) {
-  size_t rows = numel(&x->shape) / x->shape.c;
-  int c = x->shape.c;
-  double *sums = malloc(2 * (size_t)c * sizeof *sums);
-  bn_args a = {.x = x->data, .c = c};
-  int rc = !sums || reduce_rows(ex->threads, rows, c, moments_kernel, &a, sums);
-  for (int j = 0; !rc && j < c; j++) stats[j] = (float)(sums[j] / rows);
-  a.mean = stats;
-  rc = rc || reduce_rows(ex->threads, rows, c, moments_kernel, &a, sums);
+  const int c = x->shape.c, wide = tile_width(c);
+  size_t n = numel(&x->shape), rows = n / c;
+  double sums[2 * RN_MAX_CHANNELS];
+  if (c > RN_MAX_CHANNELS) return -1;
+  bn_args a = {.x = x->data, .n = n, .wide = wide};
+  if (run_flat(ex->threads, &a, c, moments_kernel, sums)) return -1;
+  for (int j = 0; j < c; j++) stats[j] = (float)(sums[j] / rows);
+  float *mean = tiled(stats, 1, c, wide);
+  a.coef = mean;
+  int rc = !mean || run_flat(ex->threads, &a, c, moments_kernel, sums);
   for (int j = 0; !rc && j < c; j++) {
     double var = sums[c + j] / rows;
     stats[c + j] = (float)(1.0 / sqrt(var + bn_eps));
@@ -312,11 +374,12 @@ static int batch_stats(cpu_exec *ex, const rn_tensor *x, float *stats, float *ru
     running[c + j] = (float)(bn_momentum * running[c + j] +
                              (1 - bn_momentum) * var * rows / (rows > 1 ? rows - 1 : 1));
   }
-  free(sums);
+  free(mean);
   return rc ? -1 : 0;
 }
 
-/* coef (2c): scale = gamma * invstd, shift = beta - mean * scale. */
+/* coef (rows of c): scale = gamma * invstd, shift = beta - mean * scale,
+ * then (backward) k1, k2, k3 left for the caller. */
 static void bn_affine(const rn_model *m, const rn_op *op, int c, float *coef) {
   const float *st = m->stats + op->stats, *gamma = m->params + op->param, *beta = gamma + c;
   for (int j = 0; j < c; j++) {
@@ -330,44 +393,36 @@ static void bn_affine(const rn_model *m, const rn_op *op, int c, float *coef) {
 static int bnrelu_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   cpu_exec *ex = m->exec;
   const rn_tensor *x = &m->tensors[op->in];
-  const int c = x->shape.c;
+  const int c = x->shape.c, wide = tile_width(c);
   float *stats = m->stats + op->stats, *running = m->state + op->state;
-  float *coef = malloc(2 * (size_t)c * sizeof *coef);
-  if (!coef || (train && batch_stats(ex, x, stats, running)))
-    return free(coef), rn_fail(err, "out of memory");
+  if (train && batch_stats(ex, x, stats, running)) return rn_fail(err, "out of memory");
   if (!train)
     for (int j = 0; j < c; j++)
       stats[j] = running[j], stats[c + j] = (float)(1.0 / sqrt(running[c + j] + bn_eps));
+  float coef[2 * RN_MAX_CHANNELS], *tiles;
   bn_affine(m, op, c, coef);
-  const float *restrict xs = x->data, *restrict scale = coef, *restrict shift = coef + c;
-  float *restrict y = m->tensors[op->out].data;
-  size_t rows = numel(&x->shape) / c;
-#pragma omp parallel for num_threads(ex->threads) schedule(static)
-  for (size_t r = 0; r < rows; r++)
-    for (int j = 0; j < c; j++) {
-      float z = xs[r * c + j] * scale[j] + shift[j];
-      y[r * c + j] = z > 0.0f ? z : 0.0f;
-    }
-  free(coef);
+  if (!(tiles = tiled(coef, 2, c, wide))) return rn_fail(err, "out of memory");
+  bn_args a = {x->data, NULL, m->tensors[op->out].data, tiles, numel(&x->shape), wide, 0};
+  run_flat(ex->threads, &a, c, apply_kernel, NULL);
+  free(tiles);
   return 0;
 }
 
-/* dx = gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)), which is
- * k1 dz + k2 x + k3 per channel with sum(dz xhat) = invstd (sum(dz x) - mean sum(dz)). */
+/* dx = gamma * invstd * (dz - mean(dz) - xhat * mean(dz * xhat)) = k1 dz +
+ * k2 x + k3 per channel, as sum(dz xhat) = invstd (sum(dz x) - mean sum(dz)). */
 static int bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   (void)train;
   cpu_exec *ex = m->exec;
   const rn_tensor *x = &m->tensors[op->in];
-  const int c = x->shape.c, acc = op->acc_in;
-  size_t rows = numel(&x->shape) / c;
+  const int c = x->shape.c, wide = tile_width(c);
+  size_t n = numel(&x->shape), rows = n / c;
   const float *st = m->stats + op->stats, *gamma = m->params + op->param;
-  float *coef = malloc(5 * (size_t)c * sizeof *coef);
-  double *sums = malloc(2 * (size_t)c * sizeof *sums);
-  if (!coef || !sums) return free(coef), free(sums), rn_fail(err, "out of memory");
+  float coef[5 * RN_MAX_CHANNELS], *tiles = NULL;
+  double sums[2 * RN_MAX_CHANNELS];
   bn_affine(m, op, c, coef);
-  bn_args a = {x->data, m->tensors[op->out].grad, st, coef, coef + c, c};
-  if (reduce_rows(ex->threads, rows, c, bn_grad_kernel, &a, sums))
-    return free(coef), free(sums), rn_fail(err, "out of memory");
+  bn_args a = {x->data, m->tensors[op->out].grad, x->grad, NULL, n, wide, op->acc_in};
+  if (!(a.coef = tiles = tiled(coef, 2, c, wide)) || run_flat(ex->threads, &a, c, grad_sums_kernel, sums))
+    return free(tiles), rn_fail(err, "out of memory");
   float *grad = m->grads + op->param, *k = coef + 2 * c;
   for (int j = 0; j < c; j++) {
     double sdz = sums[j], sdzx = st[c + j] * (sums[c + j] - st[j] * sdz);
@@ -376,18 +431,10 @@ static int bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *er
     k[c + j] = (float)(-k[j] * st[c + j] * sdzx / rows);
     k[2 * c + j] = (float)(-k[j] * sdz / rows - k[c + j] * st[j]);
   }
-  const float *restrict xs = a.x, *restrict dy = a.dy, *restrict scale = a.scale,
-                        *restrict shift = a.shift;
-  float *restrict dx = x->grad;
-#pragma omp parallel for num_threads(ex->threads) schedule(static)
-  for (size_t r = 0; r < rows; r++)
-    for (int j = 0; j < c; j++) {
-      float xv = xs[r * c + j], dz = xv * scale[j] + shift[j] > 0.0f ? dy[r * c + j] : 0.0f;
-      float d = k[j] * dz + k[c + j] * xv + k[2 * c + j];
-      dx[r * c + j] = acc ? dx[r * c + j] + d : d;
-    }
-  free(coef);
-  free(sums);
+  free(tiles);
+  if (!(a.coef = tiles = tiled(coef, 5, c, wide))) return rn_fail(err, "out of memory");
+  run_flat(ex->threads, &a, c, grad_apply_kernel, NULL);
+  free(tiles);
   return 0;
 }
 

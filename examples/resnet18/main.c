@@ -3,6 +3,7 @@
  * Fashion-MNIST (default), CIFAR-10/100 or synthetic data. docs/trainer.md
  * documents every flag. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ static void usage(FILE *f) {
           "  --label-smoothing E (0.2)  --mixup A (0 = off)  --pad P (2)  --no-flip\n"
           "  --train-subset N     --test-subset N (first N images; 0 = all)\n"
           "  --threads T          (default: the CPUs online)   --seed S (default 1)\n"
-          "  --out DIR            log.csv, checkpoint.bin, training.png (default runs/MODE)\n"
+          "  --out DIR            log.csv, steps.csv, checkpoint.bin, training.png (default runs/MODE)\n"
           "  --resume CKPT        continue from a checkpoint   --eval CKPT  test accuracy only\n"
           "  --benchmark N        time N training steps and print one 'benchmark' line\n"
           "  --device cpu|cuda    (default cpu)   --quiet  no progress bar\n");
@@ -65,39 +66,51 @@ static void defaults(options *o) {
   o->aug = (rn_augment){2, 1, 0.0f, 0.2f};
 }
 
-/* One option; returns -1 with a message on a bad value. */
+/* Whole-string numbers: -1 unless all of v parses. */
+static int to_float(const char *v, float *out) {
+  char *end;
+  *out = strtof(v, &end);
+  return end != v && *end == '\0' && isfinite(*out) ? 0 : -1;
+}
+
+static int to_int(const char *v, int *out, int min) {
+  char *end;
+  long x = strtol(v, &end, 10);
+  *out = (int)x;
+  return end != v && *end == '\0' && x >= min && x <= 1000000000L ? 0 : -1;
+}
+
+/* One option; -1 on a bad value. */
 static int apply(options *o, int key, const char *v) {
-  int bad = 0;
+  float f;
   switch (key) {
-    case 'd': o->data = v; break;
-    case 'm': bad = rn_mode_parse(v, &o->cfg.mode); break;
-    case 's': bad = parse_strides(v, o->cfg.strides); break;
-    case 'w': o->cfg.width = strtof(v, NULL); break;
-    case 'R': o->cfg.smoothness = strtof(v, NULL); break;
-    case 'e': bad = (o->epochs = atoi(v)) < 1; break;
-    case 'b': bad = (o->batch = atoi(v)) < 1; break;
-    case 'l': o->lr = v; break;
-    case 'M': o->opt.momentum = strtof(v, NULL); break;
-    case 'W': o->opt.weight_decay = strtof(v, NULL); break;
-    case 'L': o->lambda = strtof(v, NULL); break;
-    case 'E': o->aug.smoothing = strtof(v, NULL); bad = !(o->aug.smoothing >= 0 && o->aug.smoothing < 1); break;
-    case 'x': o->aug.mixup = strtof(v, NULL); bad = !(o->aug.mixup >= 0); break;
-    case 'p': bad = (o->aug.pad = atoi(v)) < 0; break;
-    case 'F': o->aug.flip = 0; break;
-    case 'S': o->train_subset = atoi(v); break;
-    case 'T': o->test_subset = atoi(v); break;
-    case 't': bad = (o->threads = atoi(v)) < 1; break;
-    case 'r': o->seed = strtoull(v, NULL, 10); break;
-    case 'o': o->out = v; break;
-    case 'c': o->resume = v; break;
-    case 'v': o->eval = v; break;
-    case 'B': bad = (o->benchmark = atoi(v)) < 1; break;
-    case 'D': o->device = v; break;
-    case 'q': o->quiet = 1; break;
+    case 'd': o->data = v; return 0;
+    case 'm': return rn_mode_parse(v, &o->cfg.mode);
+    case 's': return parse_strides(v, o->cfg.strides);
+    case 'w': return to_float(v, &o->cfg.width);
+    case 'R': return to_float(v, &o->cfg.smoothness);
+    case 'e': return to_int(v, &o->epochs, 1);
+    case 'b': return to_int(v, &o->batch, 1);
+    case 'l': o->lr = v; return 0;
+    case 'M': return to_float(v, &o->opt.momentum);
+    case 'W': return to_float(v, &o->opt.weight_decay);
+    case 'L': return to_float(v, &o->lambda);
+    case 'E': return to_float(v, &f) || !(f >= 0 && f < 1) ? -1 : (o->aug.smoothing = f, 0);
+    case 'x': return to_float(v, &f) || f < 0 ? -1 : (o->aug.mixup = f, 0);
+    case 'p': return to_int(v, &o->aug.pad, 0);
+    case 'F': o->aug.flip = 0; return 0;
+    case 'S': return to_int(v, &o->train_subset, 0);
+    case 'T': return to_int(v, &o->test_subset, 0);
+    case 't': return to_int(v, &o->threads, 1);
+    case 'r': o->seed = strtoull(v, NULL, 10); return 0;
+    case 'o': o->out = v; return 0;
+    case 'c': o->resume = v; return 0;
+    case 'v': o->eval = v; return 0;
+    case 'B': return to_int(v, &o->benchmark, 1);
+    case 'D': o->device = v; return 0;
+    case 'q': o->quiet = 1; return 0;
     default: return -1;
   }
-  if (bad) fprintf(stderr, "resnet18: bad value '%s'\n", v ? v : "");
-  return bad ? -1 : 0;
 }
 
 static int parse(options *o, int argc, char **argv) {
@@ -114,7 +127,12 @@ static int parse(options *o, int argc, char **argv) {
   int key;
   while ((key = getopt_long(argc, argv, "", longs, NULL)) != -1) {
     if (key == 'h') return usage(stdout), exit(0), 0;
-    if (key == '?' || apply(o, key, optarg)) return usage(stderr), -1;
+    if (key == '?') return usage(stderr), -1;
+    if (apply(o, key, optarg)) {
+      const struct option *l = longs;
+      while (l->val != key) l++;
+      return fprintf(stderr, "resnet18: --%s: bad value '%s'\n", l->name, optarg), -1;
+    }
   }
   if (optind < argc) return fprintf(stderr, "resnet18: unexpected argument '%s'\n", argv[optind]), -1;
   return 0;
@@ -129,7 +147,8 @@ static int mkdir_p(const char *dir, rn_error *err) {
     char c = *p;
     if (c != '/' && c != '\0') continue;
     *p = '\0';
-    if (mkdir(path, 0777) != 0 && access(path, W_OK) != 0)
+    struct stat st;
+    if (mkdir(path, 0777) != 0 && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
       return rn_fail(err, "%s: cannot create the output directory", path);
     if (!(*p = c)) return 0;
   }
@@ -170,37 +189,55 @@ static int setup(const options *o, rn_data *d, rn_trainer *t, rn_error *err) {
 
 /* ---------------------------------------------------------------- running */
 
+/* DIR: --out, else runs/MODE. */
+static int output_dir(const options *o, const rn_trainer *t, char *dir, size_t size, rn_error *err) {
+  if (o->out) snprintf(dir, size, "%s", o->out);
+  else snprintf(dir, size, "runs/%s", rn_mode_name(t->model.cfg.mode));
+  return mkdir_p(dir, err);
+}
+
+/* After an epoch: test accuracy, the epoch's line, the CSV row, the checkpoint. */
+static int finish_epoch(const options *o, const rn_data *d, rn_trainer *t, const char *dir,
+                        const rn_epoch_stats *s, rn_record *r, rn_error *err) {
+  double acc, loss;
+  char path[4096];
+  if (rn_evaluate(t, d, &d->test, &acc, &loss, err)) return -1;
+  rn_record_fill(r, t, s, acc, loss);
+  rn_print_record(stdout, r, o->epochs, t->model.cfg.mode);
+  snprintf(path, sizeof path, "%s/log.csv", dir);
+  if (rn_csv_append(path, r, err)) return -1;
+  snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
+  return rn_checkpoint_save(t, path, err);
+}
+
+static void finish_run(const char *dir, const rn_trainer *t, const rn_record *r, int count) {
+  rn_error err = {{0}};
+  rn_print_summary(stdout, r, count, t->model.cfg.mode);
+  int plotted = rn_plot(dir, t->model.npools, &err);
+  printf("log %s/log.csv and steps.csv, checkpoint %s/checkpoint.bin", dir, dir);
+  if (plotted > 0) printf(", plot %s/training.png\n", dir);
+  else if (plotted == 0) printf(" (install gnuplot for the plot)\n");
+  else printf("\nresnet18: no plot: %s\n", err.msg);
+}
+
 static int train(const options *o, const rn_data *d, rn_trainer *t, rn_error *err) {
-  char dir[3000], path[4096];
-  snprintf(dir, sizeof dir, "%s", o->out ? o->out : "runs");
-  if (!o->out) snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/%s", rn_mode_name(t->model.cfg.mode));
-  if (mkdir_p(dir, err)) return -1;
+  char dir[3000];
+  if (output_dir(o, t, dir, sizeof dir, err)) return -1;
   printf("resnet18 %s on %s: %d train / %d test images %dx%dx%d, width %g, %zu parameters, %d threads\n",
          rn_mode_name(t->model.cfg.mode), d->name, d->train.count, d->test.count, d->train.h,
          d->train.w, d->train.c, (double)t->model.cfg.width, t->model.nparams, o->threads);
   rn_record *records = calloc((size_t)o->epochs, sizeof *records);
-  rn_progress bar = {!o->quiet && isatty(2), 0.0};
-  int count = 0;
-  while (t->epoch < o->epochs) {
+  rn_progress bar = {!o->quiet && isatty(2), 10, 0.0, t, rn_steps_open(dir, t->model.npools)};
+  int count = 0, rc = records && bar.steps ? 0 : rn_fail(err, "%s/steps.csv: cannot open", dir);
+  while (!rc && t->epoch < o->epochs) {
     rn_epoch_stats s;
-    double acc, loss;
-    if (rn_train_epoch(t, d, rn_progress_bar, &bar, &s, err) ||
-        rn_evaluate(t, d, &d->test, &acc, &loss, err))
-      return free(records), -1;
-    rn_record_fill(&records[count], t, &s, acc, loss);
-    rn_print_record(stdout, &records[count], o->epochs, t->model.cfg.mode);
-    snprintf(path, sizeof path, "%s/log.csv", dir);
-    if (rn_csv_append(path, &records[count++], err)) return free(records), -1;
-    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
-    if (rn_checkpoint_save(t, path, err)) return free(records), -1;
+    rc = rn_train_epoch(t, d, rn_progress_bar, &bar, &s, err) ||
+         finish_epoch(o, d, t, dir, &s, &records[count++], err);
   }
-  rn_print_summary(stdout, records, count, t->model.cfg.mode);
+  if (bar.steps) fclose(bar.steps);
+  if (!rc) finish_run(dir, t, records, count);
   free(records);
-  int plotted = rn_plot(dir, t->model.npools, err);
-  printf("log %s/log.csv, checkpoint %s/checkpoint.bin%s%s%s\n", dir, dir,
-         plotted > 0 ? ", plot " : plotted == 0 ? " (install gnuplot for the plot)" : "",
-         plotted > 0 ? dir : "", plotted > 0 ? "/training.png" : "");
-  return 0;
+  return rc ? -1 : 0;
 }
 
 static int evaluate_only(const options *o, const rn_data *d, rn_trainer *t, rn_error *err) {
@@ -254,6 +291,7 @@ int main(int argc, char **argv) {
   if (!rc) rc = o.eval ? evaluate_only(&o, &d, &t, &err)
                 : o.benchmark ? benchmark(&o, &d, &t, &err)
                               : train(&o, &d, &t, &err);
+  fflush(stdout);
   if (rc) fprintf(stderr, "resnet18: %s\n", err.msg);
   rn_trainer_free(&t);
   rn_data_free(&d);

@@ -168,8 +168,8 @@ static void build(rn_model *m) {
 /* ------------------------------------------------------- config, params */
 
 static int check_config(const rn_config *c, rn_error *err) {
-  if (!(c->width > 0.0f && c->width <= 16.0f))
-    return rn_fail(err, "width multiplier %g: must be in (0, 16]", (double)c->width);
+  if (!(c->width > 0.0f && c->width <= 8.0f))
+    return rn_fail(err, "width multiplier %g: must be in (0, 8]", (double)c->width);
   if (c->in_h < 2 || c->in_w < 2 || c->in_c < 1 || c->classes < 2)
     return rn_fail(err, "input %dx%dx%d with %d classes: need h, w >= 2, c >= 1, classes >= 2",
                    c->in_h, c->in_w, c->in_c, c->classes);

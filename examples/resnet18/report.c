@@ -19,8 +19,32 @@ void rn_record_fill(rn_record *r, const rn_trainer *t, const rn_epoch_stats *s, 
   }
 }
 
+FILE *rn_steps_open(const char *dir, int npools) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/steps.csv", dir);
+  struct stat st;
+  int fresh = stat(path, &st) != 0 || st.st_size == 0;
+  FILE *f = fopen(path, "a");
+  if (f && fresh) {
+    fprintf(f, "step,loss");
+    for (int p = 0; p < npools; p++) fprintf(f, ",stride%d_h,stride%d_w", p, p);
+    fputc('\n', f);
+  }
+  return f;
+}
+
+static void steps_row(rn_progress *p, double loss) {
+  const rn_model *m = &p->trainer->model;
+  fprintf(p->steps, "%ld,%.5f", p->trainer->step, loss);
+  for (int q = 0; q < m->npools; q++)
+    fprintf(p->steps, ",%.5f,%.5f", (double)m->pools[q].stride[0], (double)m->pools[q].stride[1]);
+  fputc('\n', p->steps);
+  fflush(p->steps); /* for whoever watches the run */
+}
+
 void rn_progress_bar(void *progress, int done, int total, double loss, double images_per_s) {
   rn_progress *p = progress;
+  if (p->steps && p->trainer->step % p->every == 0) steps_row(p, loss);
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -91,16 +115,16 @@ void rn_print_summary(FILE *f, const rn_record *r, int count, rn_mode mode) {
 }
 
 static void plot_script(FILE *g, const char *dir, int npools) {
-  fprintf(g, "set datafile separator ','\nset terminal png size 1000,420\n"
-             "set output '%s/training.png'\nset multiplot layout 1,2\nset key autotitle columnhead\n"
-             "set xlabel 'epoch'\nset ylabel 'test accuracy (%%)'\nset grid\n"
+  fprintf(g, "set datafile separator ','\nset terminal png size 1100,440\n"
+             "set output '%s/training.png'\nset multiplot layout 1,2\nset grid\n"
+             "set key bottom right\nset xlabel 'epoch'\nset ylabel 'accuracy (%%)'\n"
              "plot '%s/log.csv' using 1:($7*100) with linespoints title 'test', "
              "'' using 1:($5*100) with linespoints title 'train'\n",
              dir, dir);
-  fprintf(g, "set ylabel 'stride'\n");
+  fprintf(g, "set key outside right top\nset xlabel 'optimizer step'\nset ylabel 'stride'\n");
   for (int p = 0; p < npools; p++)
-    fprintf(g, "%s '%s/log.csv' using 1:%d with linespoints title 'layer %d h', '' using 1:%d with linespoints title 'layer %d w'%s",
-            p ? "    " : "plot", dir, 11 + 4 * p, p, 12 + 4 * p, p, p + 1 < npools ? ", \\\n" : "\n");
+    fprintf(g, "%s '%s/steps.csv' using 1:%d with lines title 'layer %d h', '' using 1:%d with lines title 'layer %d w'%s",
+            p ? "    " : "plot", dir, 3 + 2 * p, p, 4 + 2 * p, p, p + 1 < npools ? ", \\\n" : "\n");
   if (!npools) fprintf(g, "plot 0 title 'no pooling layers'\n");
   fprintf(g, "unset multiplot\n");
 }

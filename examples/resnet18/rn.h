@@ -82,11 +82,11 @@ typedef enum rn_mode { RN_STRIDED = 0, RN_SPECTRAL = 1, RN_DIFFSTRIDE = 2 } rn_m
 const char *rn_mode_name(rn_mode m);
 int rn_mode_parse(const char *s, rn_mode *m);
 
-enum { RN_STAGES = 5, RN_MAX_POOLS = RN_STAGES };
+enum { RN_STAGES = 5, RN_MAX_POOLS = RN_STAGES, RN_MAX_CHANNELS = 4096 };
 
 typedef struct rn_config {
   rn_mode mode;
-  float width;              /* multiplier of the widths 64, 64, 128, 256, 512 */
+  float width;              /* (0, 8]: multiplies the widths 64, 64, 128, 256, 512 */
   float strides[RN_STAGES]; /* stem, block1..block4 */
   float smoothness;         /* DiffStride's R */
   int in_h, in_w, in_c, classes;

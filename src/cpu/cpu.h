@@ -13,6 +13,7 @@
  * elements `stride` apart, repeated over two nested loops (outer_count
  * times outer_dist, inner_count times inner_dist), all in complex elements. */
 typedef struct plan_key {
+  int flags; /* FFTW_MEASURE or FFTW_ESTIMATE */
   int sign, n, stride;
   int outer_count, outer_dist, inner_count, inner_dist;
 } plan_key;
@@ -31,6 +32,7 @@ typedef struct arena {
 
 typedef struct cpu_state {
   int threads; /* as set; 0 = one per core */
+  int plan_flags; /* FFTW_MEASURE, or FFTW_ESTIMATE when reproducible */
   struct {
     plan_key key;
     fftwf_plan plan;

@@ -53,13 +53,14 @@ static int arenas_fit(cpu_state *s, const ds_crop *g, int count) {
 }
 
 /* Makes the in-place plan for key on buf (FFTW_MEASURE: planning may
- * overwrite it). */
+ * overwrite it; FFTW_ESTIMATE: chosen without timing, so the same in every
+ * process). */
 static fftwf_plan plan_make(const plan_key *k, float *buf) {
   fftwf_iodim dim = {k->n, k->stride, k->stride};
   fftwf_iodim loops[2] = {{k->outer_count, k->outer_dist, k->outer_dist},
                           {k->inner_count, k->inner_dist, k->inner_dist}};
   fftwf_complex *c = (fftwf_complex *)buf;
-  return fftwf_plan_guru_dft(1, &dim, 2, loops, c, c, k->sign, FFTW_MEASURE);
+  return fftwf_plan_guru_dft(1, &dim, 2, loops, c, c, k->sign, (unsigned)k->flags);
 }
 
 /* The cached plan for key, made on first use. When the cache is full the
@@ -97,8 +98,8 @@ static fftwf_plan plan_get(cpu_state *s, plan_key k, float *buf) {
 static int grid_make(cpu_state *s, int a, int b, float *buf, grid_plans *p) {
   for (int d = 0; d < 2; d++) {
     int sign = d ? FFTW_BACKWARD : FFTW_FORWARD;
-    p->rows[d] = plan_get(s, (plan_key){sign, b, 1, 1, 0, a, b}, buf);
-    p->cols[d] = plan_get(s, (plan_key){sign, a, b, 1, 0, b, 1}, buf);
+    p->rows[d] = plan_get(s, (plan_key){s->plan_flags, sign, b, 1, 1, 0, a, b}, buf);
+    p->cols[d] = plan_get(s, (plan_key){s->plan_flags, sign, a, b, 1, 0, b, 1}, buf);
     if (!p->rows[d] || !p->cols[d]) return 0;
   }
   return 1;
@@ -132,6 +133,11 @@ static ds_status cpu_set_stream(ds_context *ctx, void *stream) {
   return ds__fail(ctx, DS_ERR_UNSUPPORTED, "ds_context_set_stream: a CPU context has no stream");
 }
 
+static ds_status cpu_set_reproducible(ds_context *ctx, int reproducible) {
+  ((cpu_state *)ctx->state)->plan_flags = reproducible ? FFTW_ESTIMATE : FFTW_MEASURE;
+  return DS_OK;
+}
+
 static void cpu_destroy(void *state) {
   cpu_state *s = state;
   pthread_mutex_lock(&planner_lock);
@@ -142,13 +148,14 @@ static void cpu_destroy(void *state) {
   free(s);
 }
 
-const ds_backend ds__cpu_backend = {ds__cpu_forward, ds__cpu_backward, cpu_set_threads,
-                                    cpu_set_stream, cpu_destroy};
+const ds_backend ds__cpu_backend = {ds__cpu_forward, ds__cpu_backward,     cpu_set_threads,
+                                    cpu_set_stream,  cpu_set_reproducible, cpu_destroy};
 
 ds_status ds__cpu_open(ds_context *ctx) {
   cpu_state *s = calloc(1, sizeof *s);
   if (!s) return ds__fail(NULL, DS_ERR_OUT_OF_MEMORY, "ds_context_create: out of memory");
   s->threads = 1;
+  s->plan_flags = FFTW_MEASURE;
   ctx->state = s;
   ctx->backend = &ds__cpu_backend;
   return DS_OK;

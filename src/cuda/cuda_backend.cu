@@ -101,6 +101,13 @@ static ds_status cuda_set_stream(ds_context *ctx, void *stream) {
   return DS_OK;
 }
 
+static ds_status cuda_set_reproducible(ds_context *ctx, int reproducible) {
+  if (!reproducible) return DS_OK;
+  return ds__fail(ctx, DS_ERR_UNSUPPORTED,
+                  "reproducible: the CUDA path sums stride gradients with atomics, in no fixed "
+                  "order; use a CPU context for bit-reproducible runs");
+}
+
 static void cuda_destroy(void *state) {
   cuda_state *s = (cuda_state *)state;
   cudaStreamSynchronize(s->stream);
@@ -112,8 +119,8 @@ static void cuda_destroy(void *state) {
   free(s);
 }
 
-static const ds_backend cuda_backend = {ds__cuda_forward, ds__cuda_backward, cuda_set_threads,
-                                        cuda_set_stream, cuda_destroy};
+static const ds_backend cuda_backend = {ds__cuda_forward,   ds__cuda_backward, cuda_set_threads,
+                                        cuda_set_stream,    cuda_set_reproducible, cuda_destroy};
 
 ds_status ds__cuda_open(ds_context *ctx) {
   int devices = 0;

@@ -295,6 +295,25 @@ START_TEST(checkpoint_resumes_identically) {
 }
 END_TEST
 
+/* The same seed gives the same run, bit for bit; another seed does not. */
+START_TEST(same_seed_same_run) {
+  rn_data d;
+  load_small(&d);
+  rn_config cfg = tiny(RN_DIFFSTRIDE);
+  rn_trainer *a = new_trainer(&cfg, 21, 16), *b = new_trainer(&cfg, 21, 16), *c = new_trainer(&cfg, 22, 16);
+  rn_augment aug = {2, 1, 0.3f, 0.1f};
+  a->aug = b->aug = c->aug = aug;
+  double la = one_epoch(a, &d), lb = one_epoch(b, &d), lc = one_epoch(c, &d);
+  ck_assert_msg(la == lb, "same seed: losses %.9g and %.9g", la, lb);
+  ck_assert_mem_eq(a->model.params, b->model.params, a->model.nparams * sizeof(float));
+  ck_assert_msg(la != lc, "another seed gave the same loss %.9g", lc);
+  free_trainer(a);
+  free_trainer(b);
+  free_trainer(c);
+  rn_data_free(&d);
+}
+END_TEST
+
 /* Cuts `path` to `keep` bytes. */
 static void truncate_file(const char *path, long keep) {
   ck_assert_int_eq(truncate(path, keep), 0);
@@ -520,6 +539,7 @@ int main(void) {
   tcase_add_test(train, loss_falls_on_cifar_format_data);
   tcase_add_test(ckpt, checkpoint_resumes_identically);
   tcase_add_test(ckpt, checkpoint_errors);
+  tcase_add_test(ckpt, same_seed_same_run);
   tcase_add_test(data, idx_loader);
   tcase_add_test(data, cifar_loader);
   tcase_add_test(data, data_specs);

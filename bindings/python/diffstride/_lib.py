@@ -62,6 +62,7 @@ PROTOTYPES = {
     "ds_context_destroy": (None, [VP]),
     "ds_context_set_threads": (INT, [VP, INT]),
     "ds_context_set_stream": (INT, [VP, VP]),
+    "ds_context_set_reproducible": (INT, [VP, INT]),
     "ds_context_last_error": (STR, [VP]),
     "ds_diffstride_desc_init": (None, [DESCP]),
     "ds_diffstride_effective_strides": (INT, [DESCP, INT, INT, FP, FP]),

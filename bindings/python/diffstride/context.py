@@ -51,6 +51,12 @@ class Context:
         self.call("ds_context_set_threads", count)
         self._threads = count
 
+    def set_reproducible(self, on=True):
+        """CPU context: FFT plans chosen without timing, so every process
+        computes the same bits (True), or the fastest measured plans (False,
+        the default). UnsupportedError for True on a CUDA context."""
+        self.call("ds_context_set_reproducible", 1 if on else 0)
+
     def set_stream(self, stream):
         """CUDA context: issue the work on `stream` (a cudaStream_t as an int,
         None for the legacy default stream). UnsupportedError on a CPU context."""

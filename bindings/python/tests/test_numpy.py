@@ -200,6 +200,18 @@ class ErrorTest(unittest.TestCase):
         self.assertEqual(cm.exception.status, -4)
         self.assertIn("no stream", cm.exception.message)
 
+    def test_reproducible_plans(self):
+        x = np.random.default_rng(3).standard_normal((2, 3, 20, 20), dtype=np.float32)
+        with ds.Context() as ctx:
+            y0 = ds.diffstride(x, (2, 2), ctx=ctx)
+            ctx.set_reproducible(True)
+            y1 = ds.diffstride(x, (2, 2), ctx=ctx)
+            ctx.set_reproducible(False)
+        np.testing.assert_allclose(y1, y0, rtol=1e-5, atol=1e-5 * np.abs(y0).max())
+        with ds.Context() as ctx, self.assertRaises(ds.InvalidArgumentError) as cm:
+            ctx.call("ds_context_set_reproducible", 2)
+        self.assertIn("reproducible: 2", cm.exception.message)
+
     def test_cuda_context_without_cuda(self):
         try:
             ds.Context("cuda").close()
