@@ -217,6 +217,18 @@ START_TEST(test_no_allocation_on_repeat) {
 }
 END_TEST
 
+/* A CUDA context cannot promise bit-reproducible stride gradients (atomic
+ * sums); it says so and stays usable; 0 is accepted. */
+START_TEST(test_reproducible_unsupported) {
+  ds_context *ctx = gpu_context();
+  ck_assert_int_eq(ds_context_set_reproducible(ctx, 1), DS_ERR_UNSUPPORTED);
+  ck_assert_ptr_nonnull(strstr(ds_context_last_error(ctx), "atomics"));
+  ck_assert_int_eq(ds_context_set_reproducible(ctx, 0), DS_OK);
+  ck_assert_int_eq(ds_context_set_reproducible(ctx, 3), DS_ERR_INVALID_ARGUMENT);
+  ds_context_destroy(ctx);
+}
+END_TEST
+
 static Suite *gpu_suite(void) {
   Suite *s = suite_create("gpu");
   TCase *tc = tcase_create("cuda");
@@ -226,6 +238,7 @@ static Suite *gpu_suite(void) {
   tcase_add_loop_test(tc, test_random_against_cpu, 0, 48);
   tcase_add_loop_test(tc, test_streams_and_contexts, 0, 4);
   tcase_add_test(tc, test_no_allocation_on_repeat);
+  tcase_add_test(tc, test_reproducible_unsupported);
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);
   return s;
