@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -248,24 +247,18 @@ static int evaluate_only(const options *o, const rn_data *d, rn_trainer *t, rn_e
   return 0;
 }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Times o->benchmark training steps (after 2 warm-up steps) on full batches. */
 static int benchmark(const options *o, const rn_data *d, rn_trainer *t, rn_error *err) {
   int n = o->batch, *idx = malloc(sizeof(int) * (size_t)n), correct;
   double loss, t0 = 0.0, lib0 = 0.0;
   for (int i = 0; i < n; i++) idx[i] = i % d->train.count;
   for (int step = 0; step < 2 + o->benchmark; step++) {
-    if (step == 2) t0 = now(), lib0 = t->model.library_seconds;
+    if (step == 2) t0 = rn_seconds(), lib0 = t->model.library_seconds;
     rn_make_batch(d, &d->train, idx, n, &t->aug, &t->rng, t->x, t->targets, t->labels);
     if (rn_train_step(t, n, &loss, &correct, err)) return free(idx), -1;
   }
   free(idx);
-  double step_ms = 1e3 * (now() - t0) / o->benchmark;
+  double step_ms = 1e3 * (rn_seconds() - t0) / o->benchmark;
   double lib_ms = 1e3 * (t->model.library_seconds - lib0) / o->benchmark;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);

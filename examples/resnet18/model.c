@@ -21,6 +21,12 @@ int rn_fail(rn_error *err, const char *fmt, ...) {
   return -1;
 }
 
+double rn_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 const char *rn_mode_name(rn_mode m) {
   static const char *names[] = {"strided", "spectral", "diffstride"};
   return names[m];
@@ -326,19 +332,13 @@ int rn_model_shapes(rn_model *m, int n, rn_error *err) {
 
 /* ------------------------------------------------------------- passes */
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Runs op forward or backward; the library's share is timed. */
 static int run_op(rn_model *m, const rn_op *op, int backward, int train, rn_error *err) {
   rn_op_fn fn = backward ? m->be->backward[op->kind] : m->be->forward[op->kind];
   if (op->kind != OP_POOL) return fn(m, op, train, err);
-  double t0 = now();
+  double t0 = rn_seconds();
   int rc = fn(m, op, train, err);
-  m->library_seconds += now() - t0;
+  m->library_seconds += rn_seconds() - t0;
   return rc;
 }
 

@@ -1,7 +1,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "report.h"
 
@@ -45,9 +44,7 @@ static void steps_row(rn_progress *p, double loss) {
 void rn_progress_bar(void *progress, int done, int total, double loss, double images_per_s) {
   rn_progress *p = progress;
   if (p->steps && p->trainer->step % p->every == 0) steps_row(p, loss);
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+  double now = rn_seconds();
   if (!p->enabled || (done < total && now - p->last < 0.2)) return;
   p->last = now;
   enum { WIDTH = 30 };

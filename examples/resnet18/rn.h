@@ -20,6 +20,8 @@ typedef struct rn_error {
   char msg[512];
 } rn_error;
 int rn_fail(rn_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Seconds on the monotonic clock (for intervals). */
+double rn_seconds(void);
 
 /* ------------------------------------------------------------------ rng */
 

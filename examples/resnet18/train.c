@@ -2,15 +2,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend.h"
-
-static double seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int rn_trainer_init(rn_trainer *t, const rn_config *cfg, const rn_backend *be, int threads,
                     uint64_t seed, int batch, rn_error *err) {
@@ -72,7 +65,7 @@ int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, voi
                    rn_epoch_stats *out, rn_error *err) {
   const rn_dataset *s = &d->train;
   if (shuffle(t, s->count)) return rn_fail(err, "out of memory");
-  double start = seconds(), lib0 = t->model.library_seconds, sum = 0.0;
+  double start = rn_seconds(), lib0 = t->model.library_seconds, sum = 0.0;
   int hits = 0;
   for (int done = 0; done < s->count;) {
     int n = s->count - done < t->batch ? s->count - done : t->batch, correct = 0;
@@ -82,10 +75,10 @@ int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, voi
     done += n;
     sum += loss * n;
     hits += correct;
-    if (progress) progress(user, done, s->count, sum / done, done / (seconds() - start));
+    if (progress) progress(user, done, s->count, sum / done, done / (rn_seconds() - start));
   }
   t->epoch++;
-  double elapsed = seconds() - start;
+  double elapsed = rn_seconds() - start;
   *out = (rn_epoch_stats){sum / s->count, (double)hits / s->count, elapsed, s->count / elapsed,
                           t->model.library_seconds - lib0, s->count};
   return 0;
