@@ -133,6 +133,5 @@ int rn_checkpoint_load(rn_trainer *t, const char *path, rn_error *err) {
   fclose(s.f);
   if (!s.ok || crc != expect || extra)
     return rn_fail(err, "%s: truncated or corrupt (sizes or checksum do not match)", path);
-  rn_model_shapes(&t->model, 1, err);
   return 0;
 }

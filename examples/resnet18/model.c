@@ -131,8 +131,7 @@ static int stage_pools(const rn_config *c, int stage) {
   return c->strides[stage] != 1.0f;
 }
 
-int rn_stage_width(const rn_config *c, int stage);
-int rn_stage_width(const rn_config *c, int stage) {
+static int stage_width(const rn_config *c, int stage) {
   long w = lround(c->width * base_widths[stage]);
   return w < 1 ? 1 : (int)w;
 }
@@ -157,10 +156,10 @@ static void build(rn_model *m) {
   int strided = c->mode == RN_STRIDED;
   int x = new_tensor(m, c->in_c);
   m->tensors[x].needs_grad = 0;
-  int t = conv(m, x, rn_stage_width(c, 0), 3, strided ? (int)c->strides[0] : 1);
+  int t = conv(m, x, stage_width(c, 0), 3, strided ? (int)c->strides[0] : 1);
   if (stage_pools(c, 0)) t = pool(m, t, new_pool(m, c->strides[0]));
   for (int b = 1; b < RN_STAGES; b++) {
-    int w = rn_stage_width(c, b), p = stage_pools(c, b) ? new_pool(m, c->strides[b]) : -1;
+    int w = stage_width(c, b), p = stage_pools(c, b) ? new_pool(m, c->strides[b]) : -1;
     int stride = strided ? (int)c->strides[b] : 1;
     int project = b >= 2 || c->strides[b] != 1.0f || m->tensors[t].shape.c != w;
     t = residual(m, t, w, stride, p, project);
@@ -266,7 +265,6 @@ void rn_model_destroy(rn_model *m) {
   memset(m, 0, sizeof *m);
 }
 
-int rn_pool_count(const rn_model *m) { return m->npools; }
 
 /* ------------------------------------------------------------- shapes */
 

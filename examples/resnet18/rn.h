@@ -173,8 +173,6 @@ double rn_regularizer(rn_model *m, float lambda, int grad);
 /* Strides of the DiffStride layers raised/clipped as the layer computes with
  * them (the reference stores these back after each step). */
 void rn_store_effective_strides(rn_model *m);
-/* Number of DiffStride/spectral pooling layers and their current sizes. */
-int rn_pool_count(const rn_model *m);
 
 /* ------------------------------------------------------------ optimizer */
 
