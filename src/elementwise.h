@@ -75,13 +75,17 @@ DS_HD void ds_complex_combine(float *dst, const float *a, float sa, const float 
   dst[0] = re, dst[1] = im;
 }
 
-/* The spectra of the two images of a packed pair at one bin: given the
- * packed spectrum F at (r, k) and at the mirror (-r, -k), the first image's
- * is A = (F + conj(Fm)) / 2 and the second's B = (F - conj(Fm)) / (2i). */
-DS_HD void ds_unpack_pair(const float *f, const float *fm, float *a, float *b) {
-  float fr = f[0], fi = f[1], mr = fm[0], mi = fm[1];
-  a[0] = 0.5f * (fr + mr), a[1] = 0.5f * (fi - mi);
-  b[0] = 0.5f * (fi + mi), b[1] = 0.5f * (mr - fr);
+/* The mask-gradient terms of the two images of a packed pair at one bin,
+ * without unpacking their spectra: with Z = A + iB the packed spectrum of
+ * x's two images and Y = C + iD that of dy's, z and y their values at the
+ * bin and zm, ym at its mirror (-r, -k), p[0] = Re(conj(C) A) and
+ * p[1] = Re(conj(D) B). (A = (Z + conj(Zm)) / 2, B = (Z - conj(Zm)) / 2i
+ * and the same for C, D; the cross terms cancel.) */
+DS_HD void ds_pair_grad_products(const float *z, const float *zm, const float *y, const float *ym,
+                                 float p[2]) {
+  float u = y[0] * z[0] + y[1] * z[1] + ym[0] * zm[0] + ym[1] * zm[1];
+  float v = y[0] * zm[0] - y[1] * zm[1] + ym[0] * z[0] - ym[1] * z[1];
+  p[0] = 0.25f * (u + v), p[1] = 0.25f * (u - v);
 }
 
 /* Two images share a transform, so each adds rounding error to the other

@@ -246,24 +246,31 @@ START_TEST(test_hermitian_part) {
 }
 END_TEST
 
-/* ----------------------------------------------------------- ds_unpack_pair */
+/* --------------------------------------------------- ds_pair_grad_products */
 
-/* Two real sequences a, b of length n packed as a + i b: the unpacked
- * spectra at every bin equal each sequence's own DFT. n = 1..16. */
-START_TEST(test_unpack_pair) {
+/* Two pairs of real sequences packed as a + i b (x) and c + i d (dy): the
+ * products at every bin equal Re(conj(C) A) and Re(conj(D) B) of the
+ * sequences' own DFTs. n = 1..16. */
+START_TEST(test_pair_grad_products) {
   const int n = 1 + _i;
-  float a[16], b[16], f[2 * 16];
-  double pa[2 * 16] = {0}, pb[2 * 16] = {0}, pp[2 * 16] = {0}, fa[2 * 16], fb[2 * 16], fp[2 * 16];
-  fill_random(a, (size_t)n, 70u + (unsigned)_i), fill_random(b, (size_t)n, 90u + (unsigned)_i);
-  for (int i = 0; i < n; i++) pa[2 * i] = a[i], pb[2 * i] = b[i], pp[2 * i] = a[i], pp[2 * i + 1] = b[i];
-  dft(pa, fa, n, -1), dft(pb, fb, n, -1), dft(pp, fp, n, -1);
-  for (int i = 0; i < 2 * n; i++) f[i] = (float)fp[i];
+  float s[4][16], z[2 * 16], y[2 * 16];
+  double one[4][2 * 16], spec[4][2 * 16], pz[2 * 16], py[2 * 16], fz[2 * 16], fy[2 * 16];
+  for (int q = 0; q < 4; q++) {
+    fill_random(s[q], (size_t)n, 70u + 20u * (unsigned)q + (unsigned)_i);
+    for (int i = 0; i < n; i++) one[q][2 * i] = s[q][i], one[q][2 * i + 1] = 0.0;
+    dft(one[q], spec[q], n, -1);
+  }
+  for (int i = 0; i < n; i++) pz[2 * i] = s[0][i], pz[2 * i + 1] = s[1][i], py[2 * i] = s[2][i], py[2 * i + 1] = s[3][i];
+  dft(pz, fz, n, -1), dft(py, fy, n, -1);
+  for (int i = 0; i < 2 * n; i++) z[i] = (float)fz[i], y[i] = (float)fy[i];
   for (int k = 0; k < n; k++) {
-    float ua[2], ub[2];
-    ds_unpack_pair(f + 2 * k, f + 2 * ds_mirror(k, n), ua, ub);
-    for (int c = 0; c < 2; c++) {
-      ck_assert_msg(fabs(ua[c] - fa[2 * k + c]) < 1e-5 * n, "n=%d k=%d: first image %g, want %g", n, k, (double)ua[c], fa[2 * k + c]);
-      ck_assert_msg(fabs(ub[c] - fb[2 * k + c]) < 1e-5 * n, "n=%d k=%d: second image %g, want %g", n, k, (double)ub[c], fb[2 * k + c]);
+    int km = ds_mirror(k, n);
+    float p[2];
+    ds_pair_grad_products(z + 2 * k, z + 2 * km, y + 2 * k, y + 2 * km, p);
+    for (int img = 0; img < 2; img++) {
+      const double *a = spec[img] + 2 * k, *c = spec[img + 2] + 2 * k;
+      double want = c[0] * a[0] + c[1] * a[1];
+      ck_assert_msg(fabs(p[img] - want) < 1e-5 * n * n, "n=%d k=%d image %d: %g, want %g", n, k, img, (double)p[img], want);
     }
   }
 }
@@ -392,7 +399,7 @@ Suite *elementwise_suite(void) {
   tcase_add_test(tc, test_mirror);
   tcase_add_test(tc, test_complex_combine);
   tcase_add_loop_test(tc, test_hermitian_part, 0, 16);
-  tcase_add_loop_test(tc, test_unpack_pair, 0, 16);
+  tcase_add_loop_test(tc, test_pair_grad_products, 0, 16);
   tcase_add_test(tc, test_pair_shift);
   tcase_add_test(tc, test_image_offset);
   tcase_add_test(tc, test_image_offset_large);

@@ -22,12 +22,15 @@ typedef struct plan_key {
  * that all arenas have the alignment the plans were made with:
  *   in:  h x w complex, the pair (x or dx) or its packed spectrum;
  *   out: out_h x out_w complex, the pair (y or dy) or its packed spectrum;
- *   gh, gw: out_h and kc doubles, this thread's mask gradients. */
+ *   zm, ym: kc complex each, one cropped row's mirrored bins of the two
+ *        spectra, reversed so that the gradient loop reads them in order;
+ *   sums: out_h x kc doubles, this thread's sums of Re(conj(Y) X) per kept
+ *        bin (Y of dy, X of x), the input of ds__mask_gradients. */
 typedef struct arena {
   void *base;
   size_t bytes;
-  float *in, *out;
-  double *gh, *gw;
+  float *in, *out, *zm, *ym;
+  double *sums;
 } arena;
 
 typedef struct cpu_state {

@@ -14,17 +14,19 @@ static size_t pad64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 /* Places the parts of an arena for g in its block; returns the bytes needed. */
 static size_t arena_layout(arena *a, const ds_crop *g) {
-  size_t sizes[4] = {pad64(sizeof(float) * 2 * (size_t)g->h * (size_t)g->w),
+  size_t sizes[5] = {pad64(sizeof(float) * 2 * (size_t)g->h * (size_t)g->w),
                      pad64(sizeof(float) * 2 * (size_t)g->out_h * (size_t)g->out_w),
-                     pad64(sizeof(double) * (size_t)g->out_h), pad64(sizeof(double) * (size_t)g->kc)};
+                     pad64(sizeof(float) * 2 * (size_t)g->kc), pad64(sizeof(float) * 2 * (size_t)g->kc),
+                     pad64(sizeof(double) * (size_t)g->out_h * (size_t)g->kc)};
+  size_t at[6] = {0};
+  for (int i = 0; i < 5; i++) at[i + 1] = at[i] + sizes[i];
   char *p = a->base;
   if (p) {
-    a->in = (float *)p;
-    a->out = (float *)(p + sizes[0]);
-    a->gh = (double *)(p + sizes[0] + sizes[1]);
-    a->gw = (double *)(p + sizes[0] + sizes[1] + sizes[2]);
+    a->in = (float *)(p + at[0]), a->out = (float *)(p + at[1]);
+    a->zm = (float *)(p + at[2]), a->ym = (float *)(p + at[3]);
+    a->sums = (double *)(p + at[4]);
   }
-  return sizes[0] + sizes[1] + sizes[2] + sizes[3];
+  return at[5];
 }
 
 static int arena_fit(arena *a, const ds_crop *g) {

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "../elementwise.h"
@@ -19,7 +20,11 @@
 #define DS_MAX_THREADS 256
 
 /* One call's work. Forward: in = x, out = y. Backward: in = dy, out = dx
- * (NULL: not wanted), x read for the mask gradients when grad is set. */
+ * (NULL: not wanted), x read for the mask gradients when grad is set.
+ * The per-bin factors are stored once per float of a complex number (both
+ * floats of bin k get bin k's factor) so that the scaling loops are plain
+ * float loops that vectorize; "r" arrays hold their factors reversed, for
+ * the mirrored half of a row, which runs backwards in k. */
 typedef struct crop_job {
   const ds_crop *g;
   const ds_batch *b;
@@ -27,11 +32,13 @@ typedef struct crop_job {
   const float *in, *x;
   float *out;
   int grad;
-  float *mh; /* out_h: mask of each cropped row */
-  float *mw; /* kc: mask of each bin */
-  float *fk; /* kc: forward scale of bin k, mw / (out_h*out_w) */
-  float *bk; /* kc: dx scale, c_k mw / (out_h*out_w*c'_k), c' the weights of the length-w inverse */
-  float *pk; /* kc: mask-gradient scale, c_k / (out_h*out_w) */
+  int crop_n;    /* bins 1..crop_n of a cropped row are plain copies (not self-mirrored) */
+  int uncrop_n;  /* bins 1..uncrop_n of a spectrum row of dx are plain copies */
+  float *mh;     /* out_h: mask of each cropped row */
+  float *fk;     /* kc: forward scale of bin k, mw / (out_h*out_w) */
+  float *bk;     /* kc: dx scale, c_k mw / (out_h*out_w*c'_k), c' the weights of the length-w inverse */
+  float *f2, *fr2; /* 2 crop_n: fk of bins 1..crop_n, and reversed */
+  float *b2, *br2; /* 2 uncrop_n: bk of bins 1..uncrop_n, and reversed */
 } crop_job;
 
 typedef struct worker {
@@ -46,25 +53,30 @@ static long long images(const crop_job *j) { return (long long)j->b->n * j->b->c
 /* Two images (hw pixels, every step-th float of a and of b) into the real
  * and imaginary lanes of the grid in one pass (in NHWC they are adjacent
  * channels, so each pixel is one 8-byte read); m gets their largest
- * magnitudes. */
-static void load_pair(float *grid, const float *a, const float *b, int step, long long hw, float m[2]) {
-  float ma[8] = {0}, mb[8] = {0}; /* running maxima: one would chain every element on the last */
-  long long p = 0;
-  for (; p + 8 <= hw; p += 8)
-    for (int u = 0; u < 8; u++) {
-      float va = a[(p + u) * step], vb = b[(p + u) * step];
-      grid[2 * (p + u)] = va, grid[2 * (p + u) + 1] = vb;
-      ma[u] = fabsf(va) > ma[u] ? fabsf(va) : ma[u];
-      mb[u] = fabsf(vb) > mb[u] ? fabsf(vb) : mb[u];
-    }
-  for (; p < hw; p++) {
+ * magnitudes. The maxima are taken on the bits of |v|, whose integer order
+ * is the float order (NaN above infinity), because an integer maximum
+ * vectorizes and a float one does not without -ffast-math. */
+static inline void load_pair_step(float *grid, const float *a, const float *b, int step, long long hw,
+                                  float m[2]) {
+  uint32_t ma = 0, mb = 0;
+  for (long long p = 0; p < hw; p++) {
     float va = a[p * step], vb = b[p * step];
+    uint32_t ua, ub;
+    memcpy(&ua, &va, sizeof ua), memcpy(&ub, &vb, sizeof ub);
+    ua &= 0x7fffffffu, ub &= 0x7fffffffu;
+    ma = ua > ma ? ua : ma, mb = ub > mb ? ub : mb;
     grid[2 * p] = va, grid[2 * p + 1] = vb;
-    ma[0] = fabsf(va) > ma[0] ? fabsf(va) : ma[0];
-    mb[0] = fabsf(vb) > mb[0] ? fabsf(vb) : mb[0];
   }
-  for (int u = 1; u < 8; u++) ma[0] = ma[u] > ma[0] ? ma[u] : ma[0], mb[0] = mb[u] > mb[0] ? mb[u] : mb[0];
-  m[0] = ma[0], m[1] = mb[0];
+  memcpy(&m[0], &ma, sizeof ma), memcpy(&m[1], &mb, sizeof mb);
+}
+
+/* load_pair_step with the contiguous (NCHW) case compiled on its own, so
+ * that it vectorizes. */
+static void load_pair(float *grid, const float *a, const float *b, int step, long long hw, float m[2]) {
+  if (step == 1)
+    load_pair_step(grid, a, b, 1, hw, m);
+  else
+    load_pair_step(grid, a, b, step, hw, m);
 }
 
 /* How a pair was packed: the lanes holding an image (bit 0: image 2*pair,
@@ -100,18 +112,34 @@ static packing pack_images(const crop_job *j, float *grid, const float *t, long 
   return k;
 }
 
+/* One lane of the grid (every second float from `lane`) to an image
+ * (every step-th float of dst), scaled by s. */
+static inline void store_lane_step(const float *lane, float *dst, int step, long long hw, float s) {
+  for (long long p = 0; p < hw; p++) dst[p * step] = s * lane[2 * p];
+}
+
+/* Both lanes in one pass (in NHWC the two images share cache lines). */
+static inline void store_pair_step(const float *grid, float *a, float *b, int step, long long hw, float sa,
+                                   float sb) {
+  for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p], b[p * step] = sb * grid[2 * p + 1];
+}
+
 /* The inverse of pack_images: real parts to one image, imaginary parts to
- * the other (only the lanes packed; both in one pass), each scaled back. */
+ * the other (only the lanes packed), each scaled back; the contiguous
+ * (NCHW) case compiled on its own so that it vectorizes. */
 static void unpack_images(const crop_job *j, const float *grid, float *t, long long pair, long long hw,
                           const packing *k) {
   int step = ds_pixel_step(j->b->c, j->b->nhwc), only = k->lanes == 2;
   float *a = t + ds_image_offset(2 * pair + only, j->b->c, hw, j->b->nhwc), sa = k->back[only];
-  if (k->lanes != 3) {
-    for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p + only];
-    return;
-  }
   float *b = t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc), sb = k->back[1];
-  for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p], b[p * step] = sb * grid[2 * p + 1];
+  if (k->lanes != 3 && step == 1)
+    store_lane_step(grid + only, a, 1, hw, sa);
+  else if (k->lanes != 3)
+    store_lane_step(grid + only, a, step, hw, sa);
+  else if (step == 1)
+    store_pair_step(grid, a, b, 1, hw, sa, sb);
+  else
+    store_pair_step(grid, a, b, step, hw, sa, sb);
 }
 
 /* Whether a shared transform spread a NaN or an infinity between the two
@@ -134,6 +162,11 @@ static const float *cat(const float *grid, int b, int r, int k) {
   return grid + 2 * ((size_t)r * (size_t)b + (size_t)k);
 }
 
+/* d = m * f * v over n complex numbers (f per float, see crop_job). */
+static void scaled_copy(float *restrict d, const float *restrict v, const float *restrict f, float m, int n) {
+  for (int e = 0; e < 2 * n; e++) d[e] = m * f[e] * v[e];
+}
+
 /* Bins 0 and out_w/2 of cropped row i are their own mirrors: the Hermitian
  * part along the height, (Z[i] + conj(Z[-i])) / 2, from F at (r, k) and at
  * the mirror (-r', -k) of the spectrum row r' of cropped row -i. */
@@ -147,74 +180,82 @@ static void crop_self_mirror(const crop_job *j, const float *f, float *p, int i,
 }
 
 /* Forward: the packed spectrum F (h x w, in) masked and cropped into P
- * (out_h x out_w, out), every element written. With s = mh[i] * fk[k]:
- * P[i][k] = s F[r][k] and, mirrored, P[-i][-k] = s F[-r][-k] (r the spectrum
- * row of cropped row i). The inner loop is plain strided copies so that it
- * vectorizes. */
+ * (out_h x out_w, out), every element written. Cropped row i holds bins
+ * 1..n of spectrum row r = r(i), scaled by mh[i] fk[k], and the mirrored
+ * bins out_w-n..out_w-1 from w-n..w-1 of the spectrum row -r(-i) (the
+ * mirror image of what row -i keeps), scaled by mh[-i] fk[-k]. */
 static void crop_spectrum(const crop_job *j, const float *f, float *p) {
   const ds_crop *g = j->g;
-  int oh = g->out_h, ow = g->out_w, plain_end = 2 * (g->kc - 1) == ow ? g->kc - 1 : g->kc;
+  int oh = g->out_h, ow = g->out_w, n = j->crop_n;
   for (int i = 0; i < oh; i++) {
-    int r = ds_source_row(i, g->h, oh, g->rows_lo);
-    const float *v = cat(f, g->w, r, 0), *vm = cat(f, g->w, ds_mirror(r, g->h), 0);
-    float *d = at(p, ow, i, 0), *dm = at(p, ow, ds_mirror(i, oh), 0), mh = j->mh[i];
-    for (int k = 1; k < plain_end; k++) {
-      float s = mh * j->fk[k];
-      d[2 * k] = s * v[2 * k], d[2 * k + 1] = s * v[2 * k + 1];
-      dm[2 * (ow - k)] = s * vm[2 * (g->w - k)], dm[2 * (ow - k) + 1] = s * vm[2 * (g->w - k) + 1];
-    }
+    int im = ds_mirror(i, oh), r = ds_source_row(i, g->h, oh, g->rows_lo);
+    int rm = ds_mirror(ds_source_row(im, g->h, oh, g->rows_lo), g->h);
+    scaled_copy(at(p, ow, i, 1), cat(f, g->w, r, 1), j->f2, j->mh[i], n);
+    scaled_copy(at(p, ow, i, ow - n), cat(f, g->w, rm, g->w - n), j->fr2, j->mh[im], n);
     crop_self_mirror(j, f, p, i, 0);
-    if (plain_end < g->kc) crop_self_mirror(j, f, p, i, g->kc - 1);
+    if (n + 1 < g->kc) crop_self_mirror(j, f, p, i, g->kc - 1);
+  }
+}
+
+/* Columns 0 and w/2 of the spectrum of dx take the Hermitian part along the
+ * height of what the kept rows give them. */
+static void uncrop_self_mirror(const crop_job *j, const float *d, float *f, int k) {
+  const ds_crop *g = j->g;
+  int oh = g->out_h, ow = g->out_w;
+  for (int r = 0; r < g->h; r++) {
+    int i = ds_cropped_row(r, g->h, oh, g->rows_lo);
+    int mi = ds_cropped_row(ds_mirror(r, g->h), g->h, oh, g->rows_lo);
+    float t = i < 0 ? 0.0f : 0.5f * j->mh[i] * j->bk[k], tm = mi < 0 ? 0.0f : 0.5f * j->mh[mi] * j->bk[k];
+    ds_complex_combine(at(f, g->w, r, k), cat(d, ow, i < 0 ? 0 : i, k), t,
+                       cat(d, ow, ds_mirror(mi < 0 ? 0 : mi, oh), ds_mirror(k, ow)), tm);
   }
 }
 
 /* Backward: the packed spectrum D of dy (out_h x out_w, out) placed back on
- * the input grid (in) as the spectrum of dx: with t = mh[i] * bk[k], the
- * kept bins get t D[i][k] and their mirrors t D[-i][-k]; columns 0 and w/2
- * of the input grid take the Hermitian part along the height. */
+ * the input grid (in) as the spectrum of dx. Kept row i (spectrum row r)
+ * gets bins 1..n of D's row i scaled by mh[i] bk[k], and row -r gets the
+ * mirrored bins w-n..w-1 from out_w-n..out_w-1 of D's row -i, same scale;
+ * everything else is zero but columns 0 and w/2 (uncrop_self_mirror). */
 static void uncrop_spectrum(const crop_job *j, const float *d, float *f) {
   const ds_crop *g = j->g;
-  int oh = g->out_h, ow = g->out_w;
+  int oh = g->out_h, ow = g->out_w, n = j->uncrop_n;
   memset(f, 0, sizeof(float) * 2 * (size_t)g->h * (size_t)g->w);
   for (int i = 0; i < oh; i++) {
-    int r = ds_source_row(i, g->h, oh, g->rows_lo), im = ds_mirror(i, oh);
-    for (int k = 1; k < g->kc; k++) {
-      if (2 * k == g->w) continue;
-      float t = j->mh[i] * j->bk[k];
-      ds_complex_scale(at(f, g->w, r, k), cat(d, ow, i, k), t);
-      ds_complex_scale(at(f, g->w, ds_mirror(r, g->h), g->w - k), cat(d, ow, im, ds_mirror(k, ow)), t);
-    }
+    int r = ds_source_row(i, g->h, oh, g->rows_lo);
+    scaled_copy(at(f, g->w, r, 1), cat(d, ow, i, 1), j->b2, j->mh[i], n);
+    scaled_copy(at(f, g->w, ds_mirror(r, g->h), g->w - n), cat(d, ow, ds_mirror(i, oh), ow - n), j->br2,
+                j->mh[i], n);
   }
-  for (int k = 0; k < g->kc; k = (k == 0 && g->w % 2 == 0) ? g->w / 2 : g->kc) /* 0, w/2 */
-    for (int r = 0; r < g->h; r++) {
-      int i = ds_cropped_row(r, g->h, oh, g->rows_lo);
-      int mi = ds_cropped_row(ds_mirror(r, g->h), g->h, oh, g->rows_lo);
-      float t = i < 0 ? 0.0f : 0.5f * j->mh[i] * j->bk[k], tm = mi < 0 ? 0.0f : 0.5f * j->mh[mi] * j->bk[k];
-      ds_complex_combine(at(f, g->w, r, k), cat(d, ow, i < 0 ? 0 : i, k), t,
-                         cat(d, ow, ds_mirror(mi < 0 ? 0 : mi, oh), ds_mirror(k, ow)), tm);
-    }
+  uncrop_self_mirror(j, d, f, 0);
+  if (g->w % 2 == 0 && g->w / 2 < g->kc) uncrop_self_mirror(j, d, f, g->w / 2);
 }
 
-/* gh[i] += sum_k P[i][k] mw[k], gw[k] += sum_i P[i][k] mh[i], with P the
- * pair's Re(conj(G) X) at kept bin (i, k), each image's spectra unpacked
- * from the packed ones, D of dy (out) and F of x (in), and scaled back:
- * P = pk[k] sum_j by_j bx_j Re(conj(Y_j) X_j). */
+/* dst[k] = src[-k] for the kc bins of one row of width b. */
+static void mirror_row(float *dst, const float *src, int b, int kc) {
+  for (int k = 0; k < kc; k++) {
+    int km = ds_mirror(k, b);
+    dst[2 * k] = src[2 * km], dst[2 * k + 1] = src[2 * km + 1];
+  }
+}
+
+/* sums[i][k] += s0 Re(conj(Y0) X0) + s1 Re(conj(Y1) X1) over the kept bins,
+ * for the two images of the pair, from the packed spectra of dy (out) and
+ * x (in); s0, s1 undo the packings' scales. */
 static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, const packing *kx) {
   const ds_crop *g = j->g;
-  int oh = g->out_h, ow = g->out_w;
-  double s0 = (double)ky->back[0] * kx->back[0], s1 = (double)ky->back[1] * kx->back[1];
+  int oh = g->out_h, ow = g->out_w, kc = g->kc;
+  float s0 = ky->back[0] * kx->back[0], s1 = ky->back[1] * kx->back[1];
   for (int i = 0; i < oh; i++) {
-    int r = ds_source_row(i, g->h, oh, g->rows_lo), im = ds_mirror(i, oh), rm = ds_mirror(r, g->h);
-    double sum = 0.0;
-    for (int k = 0; k < g->kc; k++) {
-      float x0[2], x1[2], y0[2], y1[2];
-      ds_unpack_pair(cat(a->in, g->w, r, k), cat(a->in, g->w, rm, ds_mirror(k, g->w)), x0, x1);
-      ds_unpack_pair(cat(a->out, ow, i, k), cat(a->out, ow, im, ds_mirror(k, ow)), y0, y1);
-      double p = j->pk[k] * (s0 * ds_grad_product(y0, x0) + s1 * ds_grad_product(y1, x1));
-      sum += p * j->mw[k];
-      a->gw[k] += p * j->mh[i];
+    int r = ds_source_row(i, g->h, oh, g->rows_lo);
+    const float *z = cat(a->in, g->w, r, 0), *y = cat(a->out, ow, i, 0);
+    mirror_row(a->zm, cat(a->in, g->w, ds_mirror(r, g->h), 0), g->w, kc);
+    mirror_row(a->ym, cat(a->out, ow, ds_mirror(i, oh), 0), ow, kc);
+    double *sum = a->sums + (size_t)i * (size_t)kc;
+    for (int k = 0; k < kc; k++) {
+      float p[2];
+      ds_pair_grad_products(z + 2 * k, a->zm + 2 * k, y + 2 * k, a->ym + 2 * k, p);
+      sum[k] += (double)(s0 * p[0] + s1 * p[1]);
     }
-    a->gh[i] += sum;
   }
 }
 
@@ -234,9 +275,9 @@ static int forward_pair(const crop_job *j, arena *a, long long pair, int lanes) 
 }
 
 /* The gradient with respect to the cropped masked spectrum is
- * G = c_k rfft2(dy) / (out_h*out_w); the mask gradients and dx follow from
- * it (the factors pk and bk hold c_k and the scale). Returns 0 as
- * forward_pair, before anything is accumulated or written. */
+ * G = c_k rfft2(dy) / (out_h*out_w); the mask gradients (from the sums,
+ * ds__mask_gradients) and dx follow from it (bk holds c_k and the scale).
+ * Returns 0 as forward_pair, before anything is accumulated or written. */
 static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes) {
   const ds_crop *g = j->g;
   packing ky = pack_images(j, a->out, j->in, pair, (long long)g->out_h * g->out_w, lanes), kx = ky;
@@ -266,8 +307,7 @@ static void run_pair(const worker *w, long long pair) {
 static void *run_worker(void *arg) {
   worker *w = arg;
   const ds_crop *g = w->job->g;
-  memset(w->a->gh, 0, sizeof(double) * (size_t)g->out_h);
-  memset(w->a->gw, 0, sizeof(double) * (size_t)g->kc);
+  memset(w->a->sums, 0, sizeof(double) * (size_t)g->out_h * (size_t)g->kc);
   for (long long pair = w->first; pair < w->last; pair++)
     run_pair(w, pair);
   return NULL;
@@ -291,28 +331,46 @@ static void run_parallel(crop_job *j, cpu_state *s, int threads, int backward) {
       run_worker(&w[t]);
 }
 
-/* Sets up the job's plans, arenas and per-bin factors (one block, freed by
- * the caller); returns the thread count through *threads. */
-static ds_status job_begin(ds_context *ctx, crop_job *j, int *threads) {
+/* factor[k] of bins 1..n into per-float form (see crop_job), forwards into
+ * f2 and reversed into fr2. */
+static void spread_factors(const float *factor, int n, float *f2, float *fr2) {
+  for (int t = 0; t < n; t++) {
+    f2[2 * t] = f2[2 * t + 1] = factor[1 + t];
+    fr2[2 * t] = fr2[2 * t + 1] = factor[n - t];
+  }
+}
+
+/* The job's per-row and per-bin factors, in one block freed by job_end. */
+static int job_factors(crop_job *j) {
   const ds_crop *g = j->g;
+  int kc = g->kc;
+  j->crop_n = 2 * (kc - 1) == g->out_w ? kc - 2 : kc - 1;
+  j->uncrop_n = g->w % 2 == 0 && g->w / 2 < kc ? g->w / 2 - 1 : kc - 1;
+  j->mh = malloc(sizeof(float) * (size_t)(g->out_h + 3 * kc + 4 * j->crop_n + 4 * j->uncrop_n));
+  if (!j->mh) return 0;
+  float *mw = j->mh + g->out_h;
+  j->fk = mw + kc, j->bk = j->fk + kc;
+  j->f2 = j->bk + kc, j->fr2 = j->f2 + 2 * j->crop_n;
+  j->b2 = j->fr2 + 2 * j->crop_n, j->br2 = j->b2 + 2 * j->uncrop_n;
+  ds__crop_masks(g, j->mh, mw);
+  float area = (float)g->out_h * (float)g->out_w;
+  for (int k = 0; k < kc; k++) {
+    j->fk[k] = mw[k] / area;
+    j->bk[k] = ds_bin_weight(k, g->out_w) * mw[k] / (area * ds_bin_weight(k, g->w));
+  }
+  spread_factors(j->fk, j->crop_n, j->f2, j->fr2);
+  spread_factors(j->bk, j->uncrop_n, j->b2, j->br2);
+  return 1;
+}
+
+/* Sets up the job's plans, arenas and factors; returns the thread count
+ * through *threads. */
+static ds_status job_begin(ds_context *ctx, crop_job *j, int *threads) {
   int t = ds__cpu_threads(ctx->state, (images(j) + 1) / 2);
   *threads = t < DS_MAX_THREADS ? t : DS_MAX_THREADS;
-  ds_status st = ds__cpu_prepare(ctx, g, *threads, &j->p);
+  ds_status st = ds__cpu_prepare(ctx, j->g, *threads, &j->p);
   if (st != DS_OK) return st;
-  j->mh = malloc(sizeof(float) * (size_t)(g->out_h + 4 * g->kc));
-  if (!j->mh) return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "mask factors: out of memory");
-  j->mw = j->mh + g->out_h;
-  j->fk = j->mw + g->kc;
-  j->bk = j->fk + g->kc;
-  j->pk = j->bk + g->kc;
-  ds__crop_masks(g, j->mh, j->mw);
-  float area = (float)g->out_h * (float)g->out_w;
-  for (int k = 0; k < g->kc; k++) {
-    float c = ds_bin_weight(k, g->out_w);
-    j->fk[k] = j->mw[k] / area;
-    j->bk[k] = c * j->mw[k] / (area * ds_bin_weight(k, g->w));
-    j->pk[k] = c / area;
-  }
+  if (!job_factors(j)) return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "mask factors: out of memory");
   return DS_OK;
 }
 
@@ -334,12 +392,10 @@ ds_status ds__cpu_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
   if (st == DS_OK) run_parallel(&j, ctx->state, threads, 1);
   free(j.mh);
   if (st != DS_OK || !gh) return st;
-  const arena *a = ((cpu_state *)ctx->state)->arenas;
-  memset(gh, 0, sizeof(double) * (size_t)g->out_h);
-  memset(gw, 0, sizeof(double) * (size_t)g->kc);
-  for (int t = 0; t < threads; t++) {
-    for (int i = 0; i < g->out_h; i++) gh[i] += a[t].gh[i];
-    for (int k = 0; k < g->kc; k++) gw[k] += a[t].gw[k];
-  }
+  arena *a = ((cpu_state *)ctx->state)->arenas;
+  size_t bins = (size_t)g->out_h * (size_t)g->kc;
+  for (int t = 1; t < threads; t++)
+    for (size_t e = 0; e < bins; e++) a[0].sums[e] += a[t].sums[e];
+  ds__mask_gradients(g, a[0].sums, gh, gw);
   return DS_OK;
 }
