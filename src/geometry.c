@@ -149,3 +149,17 @@ void ds__stride_gradient(const ds_crop *g, const ds_stride_state *s, const doubl
   dstrides[0] = (float)(s->shared ? d[0] + d[1] : d[0]);
   dstrides[1] = (float)(s->shared ? 0.0 : d[1]);
 }
+
+long long ds__chunk_size(long long group, size_t per_image, size_t budget) {
+  long long fit = per_image ? (long long)(budget / per_image) : group;
+  if (fit < 1) fit = 1;
+  if (fit >= group) return group;
+  long long chunks = (group + fit - 1) / fit;
+  return (group + chunks - 1) / chunks;
+}
+
+long long ds__chunk_length(long long first, long long images, long long group, long long size) {
+  long long left_in_group = group - first % group, left = images - first;
+  long long len = size < left_in_group ? size : left_in_group;
+  return len < left ? len : left;
+}

@@ -95,6 +95,16 @@ void ds__crop_masks(const ds_crop *g, float *mh, float *mw);
  * Re(conj(Y) X) over the batch at each kept bin (Y = rfft2(dy), X = rfft2(x)):
  * P = c_k / (out_h out_w) * sums, gh[i] = sum_k P m_w(k), gw[k] = sum_i P m_h(i). */
 void ds__mask_gradients(const ds_crop *g, const double *sums, double *gh, double *gw);
+/* Batch chunks of the CUDA path, host code shared so that the CPU tests
+ * cover it. A call's spectra take per_image bytes per image and must fit
+ * in `budget` bytes (at least one image is always allowed); only `group`
+ * consecutive images can share one transform call (NHWC: the C channels of
+ * a sample; NCHW: the whole batch). ds__chunk_size gives the images per
+ * chunk, balanced so that each group splits into the fewest chunks of at
+ * most two sizes; ds__chunk_length the length of the chunk starting at
+ * image `first`: `size`, or less where its group or the batch ends. */
+long long ds__chunk_size(long long group, size_t per_image, size_t budget);
+long long ds__chunk_length(long long first, long long images, long long group, long long size);
 /* dL/dstrides from the mask gradients of the backend. */
 void ds__stride_gradient(const ds_crop *g, const ds_stride_state *s, const double *gh,
                          const double *gw, float dstrides[2]);

@@ -92,6 +92,33 @@ START_TEST(test_elements_give_golden) {
 }
 END_TEST
 
+/* The CUDA path's batch chunks: they tile the batch in order, never cross
+ * a group (an NHWC sample), fit the budget (or are one image), and split
+ * each group into the fewest chunks that fit. NHWC-like (groups of c) and
+ * NCHW-like (one group) batches, budgets from below one image to all. */
+START_TEST(test_chunks_tile_the_batch) {
+  const long long groups[] = {1, 3, 64, 1000}, counts[] = {1, 2, 5};
+  const size_t per_image = 6848, budgets[] = {0, 6848, 6849, 20000, 3424000, 1u << 30};
+  for (size_t gi = 0; gi < 4; gi++)
+    for (size_t ci = 0; ci < 3; ci++)
+      for (size_t bi = 0; bi < 6; bi++) {
+        long long group = groups[gi], images = group * counts[ci];
+        long long fit = (long long)(budgets[bi] / per_image), size = ds__chunk_size(group, per_image, budgets[bi]);
+        if (fit < 1) fit = 1;
+        ck_assert_msg(size >= 1 && size <= group && size <= fit, "group %lld budget %zu: size %lld", group, budgets[bi], size);
+        long long first = 0, chunks = 0;
+        while (first < images) {
+          long long len = ds__chunk_length(first, images, group, size);
+          ck_assert_msg(len >= 1 && len <= size, "chunk at %lld: length %lld (size %lld)", first, len, size);
+          ck_assert_msg(first / group == (first + len - 1) / group, "chunk %lld+%lld crosses a group of %lld", first, len, group);
+          first += len, chunks++;
+        }
+        ck_assert_int_eq(first, images);
+        ck_assert_msg(chunks == counts[ci] * ((group + fit - 1) / fit), "group %lld budget %zu: %lld chunks", group, budgets[bi], chunks);
+      }
+}
+END_TEST
+
 Suite *cuda_elements_suite(void) {
   Suite *s = suite_create("cuda_elements");
   TCase *tc = tcase_create("golden");
@@ -100,5 +127,8 @@ Suite *cuda_elements_suite(void) {
   tcase_add_loop_test(tc, test_elements_give_golden, 0, count);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
+  TCase *chunks = tcase_create("chunks");
+  tcase_add_test(chunks, test_chunks_tile_the_batch);
+  suite_add_tcase(s, chunks);
   return s;
 }

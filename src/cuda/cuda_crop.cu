@@ -8,6 +8,8 @@
  *             columns 0 and w/2 -> C2R -> dx].
  * cuFFT's C2R assumes a Hermitian spectrum; the Hermitian part of the two
  * self-mirrored columns is exactly the spec's inverse convention. */
+#include <limits.h>
+
 #include "../spectral_elements.h"
 #include "cuda.h"
 
@@ -52,60 +54,84 @@ __global__ void grad_kernel(ds_crop g, const cplx *y, const cplx *x, long long i
   atomicAdd(&sums[e], acc);
 }
 
-/* The gradient sums over the batch, on the stream: 64 images a block row
- * (at most 65535 rows). */
+/* The gradient sums of one chunk added to s->sums on the stream: 64
+ * images a block row (at most 65535 rows). */
 static ds_status reduce_gradients(ds_context *ctx, const ds_crop *g, const cplx *y, const cplx *x,
                                   long long images) {
   cuda_state *s = (cuda_state *)ctx->state;
   long long bins = (long long)g->out_h * g->kc, chunks = (images + 63) / 64;
   if (chunks > 65535) chunks = 65535;
   long long chunk = (images + chunks - 1) / chunks;
-  if (cudaMemsetAsync(s->sums, 0, sizeof(double) * (size_t)bins, s->stream) != cudaSuccess)
-    return ds__cuda_fail(ctx, "clearing the gradient sums", (int)cudaGetLastError());
   grad_kernel<<<dim3(blocks(bins), (unsigned)chunks), DS_BLOCK, 0, s->stream>>>(*g, y, x, images, chunk, s->sums);
   return launched(ctx, "gradient kernel");
 }
 
-/* A batched real FFT between a tensor in the batch's layout and contiguous
- * spectra: NCHW in one call, NHWC one call per sample (C images with
- * pixels C apart). */
-static ds_status real_fft(ds_context *ctx, const ds_batch *b, int inverse, int n0, int n1, float *real,
-                          cplx *spec) {
-  long long pixels = (long long)n0 * n1, bins = (long long)n0 * (n1 / 2 + 1);
-  int calls = b->nhwc ? b->n : 1, batch = b->nhwc ? b->c : b->n * b->c;
-  cuda_plan_key key = {inverse, n0, n1, b->nhwc ? b->c : 1, b->nhwc ? 1 : (int)pixels, batch};
+/* A run of images of the batch: `count` images from image `first`, all in
+ * one transform call (within one sample in NHWC). */
+typedef struct chunk {
+  long long first, count;
+} chunk;
+
+/* A batched real FFT between a chunk of a tensor in the batch's layout and
+ * contiguous spectra (NCHW: images pixels*1 apart; NHWC: the chunk's
+ * channels of one sample, pixels C apart). */
+static ds_status real_fft(ds_context *ctx, const ds_batch *b, chunk ch, int inverse, int n0, int n1,
+                          float *real, cplx *spec) {
+  long long pixels = (long long)n0 * n1;
+  cuda_plan_key key = {inverse, n0, n1, b->nhwc ? b->c : 1, b->nhwc ? 1 : (int)pixels, (int)ch.count};
   cufftHandle plan;
   ds_status st = ds__cuda_plan(ctx, key, &plan);
-  for (int n = 0; st == DS_OK && n < calls; n++) {
-    float *r = real + (long long)n * pixels * batch;
-    cplx *c = spec + (long long)n * bins * batch;
-    cufftResult res = inverse ? cufftExecC2R(plan, c, r) : cufftExecR2C(plan, r, c);
-    if (res != CUFFT_SUCCESS) st = ds__cuda_fail(ctx, inverse ? "cufftExecC2R" : "cufftExecR2C", 1000 + (int)res);
-  }
+  if (st != DS_OK) return st;
+  float *r = real + ds_image_offset(ch.first, b->c, pixels, b->nhwc);
+  cufftResult res = inverse ? cufftExecC2R(plan, spec, r) : cufftExecR2C(plan, r, spec);
+  if (res != CUFFT_SUCCESS) return ds__cuda_fail(ctx, inverse ? "cufftExecC2R" : "cufftExecR2C", 1000 + (int)res);
+  return DS_OK;
+}
+
+/* The chunking of a call and its two spectra, sized for one chunk: the
+ * input grid's (size x h x kw) then the cropped one (size x out_h x kc).
+ * Spectra get half the bytes of x (at least one image's), so that they
+ * and cuFFT's work area stay within the size of x (issue goal: extra
+ * device memory per call at most sizeof(x)). */
+typedef struct chunking {
+  long long images, group, size;
+  cplx *in, *out;
+} chunking;
+
+static ds_status spectra(ds_context *ctx, const ds_crop *g, const ds_batch *b, chunking *c) {
+  long long a = (long long)g->h * g->kw, z = (long long)g->out_h * g->kc;
+  c->images = (long long)b->n * b->c;
+  c->group = b->nhwc ? b->c : c->images;
+  size_t x_bytes = sizeof(float) * (size_t)c->images * (size_t)g->h * (size_t)g->w;
+  size_t per_image = sizeof(cplx) * (size_t)(a + z), budget = x_bytes / 2;
+  if (budget / per_image > INT_MAX) budget = per_image * INT_MAX; /* cuFFT counts a batch in an int */
+  c->size = ds__chunk_size(c->group, per_image, budget);
+  ds_status st = ds__cuda_reserve(ctx, sizeof(cplx) * (size_t)(c->size * (a + z)), (size_t)z);
+  c->in = (cplx *)((cuda_state *)ctx->state)->buf;
+  c->out = c->in + c->size * a;
   return st;
 }
 
-
-/* The two spectra of a call: the input grid's (images x h x kw) then the
- * cropped one (images x out_h x kc). */
-static ds_status spectra(ds_context *ctx, const ds_crop *g, long long images, cplx **in, cplx **out) {
-  long long a = images * g->h * g->kw, c = images * g->out_h * g->kc;
-  ds_status st = ds__cuda_reserve(ctx, sizeof(cplx) * (size_t)(a + c), (size_t)g->out_h * g->kc);
-  *in = (cplx *)((cuda_state *)ctx->state)->buf;
-  *out = *in + a;
-  return st;
+static chunk chunk_at(const chunking *c, long long first) {
+  return (chunk){first, ds__chunk_length(first, c->images, c->group, c->size)};
 }
 
-ds_status ds__cuda_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
-                                      const float *x, float *y) {
-  cudaStream_t stream = ((cuda_state *)ctx->state)->stream;
-  long long images = (long long)b->n * b->c, count = images * g->out_h * g->kc;
-  cplx *sx, *sz;
-  ds_status st = spectra(ctx, g, images, &sx, &sz);
-  if (st == DS_OK) st = real_fft(ctx, b, 0, g->h, g->w, (float *)x, sx);
-  if (st == DS_OK) crop_kernel<<<blocks(count), DS_BLOCK, 0, stream>>>(*g, sx, sz, count);
-  if (st == DS_OK) st = launched(ctx, "crop kernel");
-  if (st == DS_OK) st = real_fft(ctx, b, 1, g->out_h, g->out_w, y, sz);
+static ds_status forward_chunk(ds_context *ctx, const ds_crop *g, const ds_batch *b, const chunking *c,
+                               chunk ch, const float *x, float *y) {
+  long long count = ch.count * g->out_h * g->kc;
+  ds_status st = real_fft(ctx, b, ch, 0, g->h, g->w, (float *)x, c->in);
+  if (st != DS_OK) return st;
+  crop_kernel<<<blocks(count), DS_BLOCK, 0, ((cuda_state *)ctx->state)->stream>>>(*g, c->in, c->out, count);
+  st = launched(ctx, "crop kernel");
+  return st == DS_OK ? real_fft(ctx, b, ch, 1, g->out_h, g->out_w, y, c->out) : st;
+}
+
+ds_status ds__cuda_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
+                           float *y) {
+  chunking c;
+  ds_status st = spectra(ctx, g, b, &c);
+  for (chunk ch = chunk_at(&c, 0); st == DS_OK && ch.first < c.images; ch = chunk_at(&c, ch.first + ch.count))
+    st = forward_chunk(ctx, g, b, &c, ch, x, y);
   return st;
 }
 
@@ -122,19 +148,30 @@ static ds_status mask_gradients(ds_context *ctx, const ds_crop *g, double *gh, d
   return DS_OK;
 }
 
-ds_status ds__cuda_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
-                                       const float *x, const float *dy, float *dx, double *gh, double *gw) {
-  cuda_state *s = (cuda_state *)ctx->state;
-  long long images = (long long)b->n * b->c;
-  cplx *sx, *sy;
-  ds_status st = spectra(ctx, g, images, &sx, &sy);
-  if (st == DS_OK) st = real_fft(ctx, b, 0, g->out_h, g->out_w, (float *)dy, sy);
-  if (st == DS_OK && gh) st = real_fft(ctx, b, 0, g->h, g->w, (float *)x, sx);
-  if (st == DS_OK && gh) st = reduce_gradients(ctx, g, sy, sx, images);
-  if (st == DS_OK && gh) st = mask_gradients(ctx, g, gh, gw);
+/* One chunk of the backward: Y = R2C(dy) (out); with grad, X = R2C(x) (in)
+ * and its sums added; with dx, the spectrum of dx (in) and its C2R. */
+static ds_status backward_chunk(ds_context *ctx, const ds_crop *g, const ds_batch *b, const chunking *c,
+                                chunk ch, const float *x, const float *dy, float *dx, int grad) {
+  ds_status st = real_fft(ctx, b, ch, 0, g->out_h, g->out_w, (float *)dy, c->out);
+  if (st == DS_OK && grad) st = real_fft(ctx, b, ch, 0, g->h, g->w, (float *)x, c->in);
+  if (st == DS_OK && grad) st = reduce_gradients(ctx, g, c->out, c->in, ch.count);
   if (st != DS_OK || !dx) return st;
-  long long count = images * g->h * g->kw;
-  uncrop_kernel<<<blocks(count), DS_BLOCK, 0, s->stream>>>(*g, sy, sx, count);
+  long long count = ch.count * g->h * g->kw;
+  uncrop_kernel<<<blocks(count), DS_BLOCK, 0, ((cuda_state *)ctx->state)->stream>>>(*g, c->out, c->in, count);
   st = launched(ctx, "uncrop kernel");
-  return st == DS_OK ? real_fft(ctx, b, 1, g->h, g->w, dx, sx) : st;
+  return st == DS_OK ? real_fft(ctx, b, ch, 1, g->h, g->w, dx, c->in) : st;
+}
+
+ds_status ds__cuda_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
+                            const float *dy, float *dx, double *gh, double *gw) {
+  cuda_state *s = (cuda_state *)ctx->state;
+  chunking c;
+  ds_status st = spectra(ctx, g, b, &c);
+  if (st == DS_OK && gh &&
+      cudaMemsetAsync(s->sums, 0, sizeof(double) * (size_t)g->out_h * g->kc, s->stream) != cudaSuccess)
+    st = ds__cuda_fail(ctx, "clearing the gradient sums", (int)cudaGetLastError());
+  for (chunk ch = chunk_at(&c, 0); st == DS_OK && ch.first < c.images; ch = chunk_at(&c, ch.first + ch.count))
+    st = backward_chunk(ctx, g, b, &c, ch, x, dy, dx, gh != NULL);
+  if (st == DS_OK && gh) st = mask_gradients(ctx, g, gh, gw);
+  return st;
 }

@@ -217,6 +217,36 @@ START_TEST(test_no_allocation_on_repeat) {
 }
 END_TEST
 
+/* The issue's memory goal: a forward and a backward on [128,64,32,32]
+ * (strides 2) take at most the size of x in extra device memory, context,
+ * plans, work areas and spectra together (free memory measured before the
+ * context exists and after the calls). */
+START_TEST(test_extra_memory_within_x) {
+  int n = 128, c = 64, h = 32, w = 32, oh, ow;
+  ds_diffstride_desc d;
+  ds_diffstride_desc_init(&d);
+  const float s[2] = {2.0f, 2.0f};
+  ck_assert_int_eq(ds_diffstride_output_size(&d, h, w, s, &oh, &ow), DS_OK);
+  size_t in = (size_t)n * c * h * w, out = (size_t)n * c * oh * ow, before, after, total;
+  float *x = device(NULL, in), *y = device(NULL, out), *dx = device(NULL, in), ds[2];
+  ck_assert_int_eq(cudaMemset(x, 0, sizeof(float) * in), cudaSuccess);
+  ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
+  ck_assert_int_eq(cudaMemGetInfo(&before, &total), cudaSuccess);
+  ds_context *ctx = gpu_context();
+  ck_assert_int_eq(ds_diffstride_forward(ctx, &d, n, c, h, w, s, x, oh, ow, y), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward(ctx, &d, n, c, h, w, s, x, oh, ow, y, dx, ds), DS_OK);
+  ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
+  ck_assert_int_eq(cudaMemGetInfo(&after, &total), cudaSuccess);
+  size_t extra = before > after ? before - after : 0;
+  printf("extra device memory of a [128,64,32,32] forward+backward: %zu bytes (%.2f x sizeof(x))\n", extra,
+         (double)extra / (double)(sizeof(float) * in));
+  ck_assert_msg(extra <= sizeof(float) * in, "extra device memory %zu bytes > sizeof(x) = %zu", extra,
+                sizeof(float) * in);
+  ds_context_destroy(ctx);
+  cudaFree(x), cudaFree(y), cudaFree(dx);
+}
+END_TEST
+
 /* A CUDA context cannot promise bit-reproducible stride gradients (atomic
  * sums); it says so and stays usable; 0 is accepted. */
 START_TEST(test_reproducible_unsupported) {
@@ -238,6 +268,7 @@ static Suite *gpu_suite(void) {
   tcase_add_loop_test(tc, test_random_against_cpu, 0, 48);
   tcase_add_loop_test(tc, test_streams_and_contexts, 0, 4);
   tcase_add_test(tc, test_no_allocation_on_repeat);
+  tcase_add_test(tc, test_extra_memory_within_x);
   tcase_add_test(tc, test_reproducible_unsupported);
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);
