@@ -12,17 +12,37 @@ typedef int (*rn_op_fn)(rn_model *m, const rn_op *op, int train, rn_error *err);
 
 typedef struct rn_backend {
   const char *name;
-  /* Creates m->exec (workspaces, library context) for `threads` threads. */
+  /* Creates m->exec (workspaces, handles) and m->ds (a libdiffstride
+   * context of the device) for `threads` host threads; fini frees both. */
   int (*init)(rn_model *m, int threads, rn_error *err);
   void (*fini)(rn_model *m);
   float *(*alloc)(size_t count);
   void (*release)(float *p);
   void (*to_device)(float *dst, const float *src, size_t count);
   void (*to_host)(float *dst, const float *src, size_t count);
+  /* One SGD step over count device floats (rn_sgd_element each). */
+  void (*sgd)(rn_model *m, float *p, const float *g, float *v, size_t count, float lr, float momentum,
+              float wd);
+  /* dst += src over count device floats. */
+  void (*accumulate)(rn_model *m, float *dst, const float *src, size_t count);
+  /* Returns when the work queued so far is done (for timing). */
+  void (*sync)(rn_model *m);
+  /* TF32 tensor-core math in convolutions and GEMMs: 1 on, 0 off (default). */
+  int (*set_tf32)(rn_model *m, int on, rn_error *err);
+  /* Device memory the process holds (MB), or -1 where the RSS says it. */
+  double (*device_mb)(rn_model *m);
   rn_op_fn forward[OP_DENSE + 1];
   rn_op_fn backward[OP_DENSE + 1];
 } rn_backend;
 
 extern const rn_backend rn_cpu_backend;
+#ifdef RN_WITH_CUDA
+extern const rn_backend rn_cuda_backend;
+#endif
+
+/* DiffStride and spectral pooling (pool.c): the same on every device, through
+ * m->ds; a backend lists them in its tables. */
+int rn_pool_forward(rn_model *m, const rn_op *op, int train, rn_error *err);
+int rn_pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err);
 
 #endif

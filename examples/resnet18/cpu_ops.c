@@ -13,16 +13,14 @@
 #include <string.h>
 
 #include "backend.h"
+#include "elements.h"
 
 enum { CHUNK_FLOATS = 1 << 20 }; /* im2col chunk target: 4 MiB */
 
 typedef struct cpu_exec {
   int threads;
-  ds_context *ds;
   float **cols, **dw;   /* per thread: im2col chunk, partial weight gradient */
   size_t cols_cap, dw_cap;
-  float *scratch;       /* a pooling layer's dx when it is added, not written */
-  size_t scratch_cap;
 } cpu_exec;
 
 static float *cpu_alloc(size_t count) {
@@ -34,14 +32,6 @@ static void cpu_release(float *p) { free(p); }
 
 static void cpu_copy(float *dst, const float *src, size_t count) {
   memcpy(dst, src, count * sizeof *dst);
-}
-
-static int grow(float **buf, size_t *cap, size_t need) {
-  if (need <= *cap) return 0;
-  free(*buf);
-  *buf = cpu_alloc(need);
-  *cap = *buf ? need : 0;
-  return *buf ? 0 : -1;
 }
 
 /* Per-thread buffers of `need` floats each. */
@@ -61,10 +51,9 @@ static void cpu_fini(rn_model *m) {
   for (int t = 0; t < ex->threads; t++) free(ex->cols[t]), free(ex->dw[t]);
   free(ex->cols);
   free(ex->dw);
-  free(ex->scratch);
-  ds_context_destroy(ex->ds);
   free(ex);
-  m->exec = NULL;
+  ds_context_destroy(m->ds);
+  m->exec = NULL, m->ds = NULL;
 }
 
 static int cpu_init(rn_model *m, int threads, rn_error *err) {
@@ -78,18 +67,18 @@ static int cpu_init(rn_model *m, int threads, rn_error *err) {
   if (!ex->cols || !ex->dw) return cpu_fini(m), rn_fail(err, "out of memory");
   /* reproducible: FFTW plans chosen without timing, so a seed gives the same
    * run in every process (measured plans can differ between processes) */
-  if (ds_context_create(DS_DEVICE_CPU, &ex->ds) != DS_OK ||
-      ds_context_set_threads(ex->ds, threads) != DS_OK ||
-      ds_context_set_reproducible(ex->ds, 1) != DS_OK)
+  if (ds_context_create(DS_DEVICE_CPU, &m->ds) != DS_OK ||
+      ds_context_set_threads(m->ds, threads) != DS_OK ||
+      ds_context_set_reproducible(m->ds, 1) != DS_OK)
     return cpu_fini(m), rn_fail(err, "libdiffstride CPU context: %s", ds_last_error());
   openblas_set_num_threads(1);
   return 0;
 }
 
-/* dst = src * scale, or dst += src * scale when acc. */
-static void put(float *dst, const float *src, size_t count, float scale, int acc, int threads) {
+/* dst = src, or dst += src when acc. */
+static void put(float *dst, const float *src, size_t count, int acc, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
-  for (size_t i = 0; i < count; i++) dst[i] = (acc ? dst[i] : 0.0f) + scale * src[i];
+  for (size_t i = 0; i < count; i++) dst[i] = (acc ? dst[i] : 0.0f) + src[i];
 }
 
 static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
@@ -311,8 +300,7 @@ static void apply_kernel(const bn_args *a, size_t i0, size_t i1, double *acc) {
   for (size_t b = i0; b < i1; b += w) {
     size_t len = i1 - b < w ? i1 - b : w;
     for (size_t k = 0; k < len; k++) {
-      float z = x[b + k] * scale[k] + shift[k];
-      y[b + k] = z > 0.0f ? z : 0.0f;
+      y[b + k] = rn_relu(x[b + k] * scale[k] + shift[k]);
     }
   }
 }
@@ -326,7 +314,7 @@ static void grad_sums_kernel(const bn_args *a, size_t i0, size_t i1, double *res
   for (size_t b = i0; b < i1; b += w) {
     size_t len = i1 - b < w ? i1 - b : w;
     for (size_t k = 0; k < len; k++) {
-      float xv = x[b + k], dz = xv * scale[k] + shift[k] > 0.0f ? dy[b + k] : 0.0f;
+      float xv = x[b + k], dz = rn_relu_grad(xv * scale[k] + shift[k], dy[b + k]);
       sdz[k] += dz;
       sdzx[k] += dz * xv;
     }
@@ -342,7 +330,7 @@ static inline void grad_apply_span(const bn_args *a, size_t i0, size_t i1, const
   for (size_t b = i0; b < i1; b += w) {
     size_t len = i1 - b < w ? i1 - b : w;
     for (size_t k = 0; k < len; k++) {
-      float xv = x[b + k], dz = xv * co[k] + co[w + k] > 0.0f ? dy[b + k] : 0.0f;
+      float xv = x[b + k], dz = rn_relu_grad(xv * co[k] + co[w + k], dy[b + k]);
       float d = co[2 * w + k] * dz + co[3 * w + k] * xv + co[4 * w + k];
       dx[b + k] = acc ? dx[b + k] + d : d;
     }
@@ -438,54 +426,6 @@ static int bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *er
   return 0;
 }
 
-/* ------------------------------------------------------------ pooling */
-
-static int library_error(rn_error *err, const rn_op *op, const char *what) {
-  return rn_fail(err, "pooling layer %d %s: %s", op->pool, what, ds_last_error());
-}
-
-/* x (n, h, w, c) -> y (n, oh, ow, c): DiffStride or spectral pooling, NHWC. */
-static int pool_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
-  (void)train;
-  cpu_exec *ex = m->exec;
-  const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
-  const rn_pool *p = &m->pools[op->pool];
-  rn_shape s = x->shape;
-  ds_status st =
-      m->cfg.mode == RN_DIFFSTRIDE
-          ? ds_diffstride_forward(ex->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data,
-                                  y->shape.h, y->shape.w, y->data)
-          : ds_spectral_pool_forward(ex->ds, DS_LAYOUT_NHWC, s.n, s.c, s.h, s.w, p->stride,
-                                     x->data, y->shape.h, y->shape.w, y->data);
-  return st == DS_OK ? 0 : library_error(err, op, "forward");
-}
-
-/* dx by the library (into scratch when it must be added); the DiffStride
- * stride gradient is added to the layer's (it has two uses). */
-static int pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
-  (void)train;
-  cpu_exec *ex = m->exec;
-  rn_tensor *x = &m->tensors[op->in];
-  const rn_tensor *y = &m->tensors[op->out];
-  rn_pool *p = &m->pools[op->pool];
-  rn_shape s = x->shape;
-  size_t count = numel(&s);
-  if (op->acc_in && grow(&ex->scratch, &ex->scratch_cap, count))
-    return rn_fail(err, "out of memory");
-  float *dx = op->acc_in ? ex->scratch : x->grad, ds[2] = {0.0f, 0.0f};
-  ds_status st =
-      m->cfg.mode == RN_DIFFSTRIDE
-          ? ds_diffstride_backward(ex->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data,
-                                   y->shape.h, y->shape.w, y->grad, dx, ds)
-          : ds_spectral_pool_backward(ex->ds, DS_LAYOUT_NHWC, s.n, s.c, s.h, s.w, p->stride,
-                                      y->shape.h, y->shape.w, y->grad, dx);
-  if (st != DS_OK) return library_error(err, op, "backward");
-  p->grad[0] += ds[0];
-  p->grad[1] += ds[1];
-  if (op->acc_in) put(x->grad, dx, count, 1.0f, 1, ex->threads);
-  return 0;
-}
-
 /* ------------------------------------------------------------ small ops */
 
 static int add_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
@@ -504,8 +444,8 @@ static int add_backward(rn_model *m, const rn_op *op, int train, rn_error *err) 
   cpu_exec *ex = m->exec;
   const rn_tensor *y = &m->tensors[op->out];
   size_t count = numel(&y->shape);
-  put(m->tensors[op->in].grad, y->grad, count, 1.0f, op->acc_in, ex->threads);
-  put(m->tensors[op->in2].grad, y->grad, count, 1.0f, op->acc_in2, ex->threads);
+  put(m->tensors[op->in].grad, y->grad, count, op->acc_in, ex->threads);
+  put(m->tensors[op->in2].grad, y->grad, count, op->acc_in2, ex->threads);
   return 0;
 }
 
@@ -573,6 +513,31 @@ static int dense_backward(rn_model *m, const rn_op *op, int train, rn_error *err
   return 0;
 }
 
+/* ------------------------------------------------------------ the rest */
+
+static void cpu_sgd(rn_model *m, float *p, const float *g, float *v, size_t count, float lr,
+                    float momentum, float wd) {
+  cpu_exec *ex = m->exec;
+#pragma omp parallel for num_threads(ex->threads) schedule(static)
+  for (size_t i = 0; i < count; i++) rn_sgd_element(p + i, g[i], v + i, lr, momentum, wd);
+}
+
+static void cpu_accumulate(rn_model *m, float *dst, const float *src, size_t count) {
+  put(dst, src, count, 1, ((cpu_exec *)m->exec)->threads);
+}
+
+static void cpu_sync(rn_model *m) { (void)m; }
+
+static int cpu_set_tf32(rn_model *m, int on, rn_error *err) {
+  (void)m;
+  return on ? rn_fail(err, "TF32: the CPU backend computes in float32 only") : 0;
+}
+
+static double cpu_device_mb(rn_model *m) {
+  (void)m;
+  return -1.0;
+}
+
 const rn_backend rn_cpu_backend = {
     "cpu",
     cpu_init,
@@ -581,6 +546,11 @@ const rn_backend rn_cpu_backend = {
     cpu_release,
     cpu_copy,
     cpu_copy,
-    {conv_forward, bnrelu_forward, pool_forward, add_forward, gap_forward, dense_forward},
-    {conv_backward, bnrelu_backward, pool_backward, add_backward, gap_backward, dense_backward},
+    cpu_sgd,
+    cpu_accumulate,
+    cpu_sync,
+    cpu_set_tf32,
+    cpu_device_mb,
+    {conv_forward, bnrelu_forward, rn_pool_forward, add_forward, gap_forward, dense_forward},
+    {conv_backward, bnrelu_backward, rn_pool_backward, add_backward, gap_backward, dense_backward},
 };

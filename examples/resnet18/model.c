@@ -260,7 +260,7 @@ void rn_model_destroy(rn_model *m) {
     m->be->release(m->tensors[i].data);
     m->be->release(m->tensors[i].grad);
   }
-  float *arrays[] = {m->params, m->grads, m->mom, m->state, m->stats};
+  float *arrays[] = {m->params, m->grads, m->mom, m->state, m->stats, m->scratch};
   for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++) m->be->release(arrays[i]);
   memset(m, 0, sizeof *m);
 }
@@ -330,12 +330,15 @@ int rn_model_shapes(rn_model *m, int n, rn_error *err) {
 
 /* ------------------------------------------------------------- passes */
 
-/* Runs op forward or backward; the library's share is timed. */
+/* Runs op forward or backward; the library's share is timed (on a device
+ * that queues work, between two waits for it to finish). */
 static int run_op(rn_model *m, const rn_op *op, int backward, int train, rn_error *err) {
   rn_op_fn fn = backward ? m->be->backward[op->kind] : m->be->forward[op->kind];
   if (op->kind != OP_POOL) return fn(m, op, train, err);
+  m->be->sync(m);
   double t0 = rn_seconds();
   int rc = fn(m, op, train, err);
+  m->be->sync(m);
   m->library_seconds += rn_seconds() - t0;
   return rc;
 }
@@ -404,6 +407,8 @@ double rn_regularizer(rn_model *m, float lambda, int grad) {
   }
   return (double)lambda * j;
 }
+
+int rn_model_set_tf32(rn_model *m, int on, rn_error *err) { return m->be->set_tf32(m, on, err); }
 
 void rn_store_effective_strides(rn_model *m) {
   if (m->cfg.mode != RN_DIFFSTRIDE) return;

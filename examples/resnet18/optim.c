@@ -2,7 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "rn.h"
+#include "backend.h"
+#include "elements.h"
 
 int rn_schedule_parse(rn_schedule *s, const char *text, rn_error *err) {
   const char *p = text;
@@ -36,22 +37,15 @@ float rn_schedule_lr(const rn_schedule *s, long step) {
   return s->lr[i];
 }
 
-/* p -= lr * v with v = momentum * v + g + wd * p (wd where the range decays). */
-static void sgd_range(float *p, const float *g, float *v, size_t count, float lr, float momentum,
-                      float wd) {
-  for (size_t i = 0; i < count; i++) {
-    v[i] = momentum * v[i] + g[i] + wd * p[i];
-    p[i] -= lr * v[i];
-  }
-}
-
 void rn_sgd_step(rn_model *m, const rn_sgd *opt, float lr) {
   for (int r = 0; r < m->nranges; r++) {
     const rn_range *q = &m->ranges[r];
-    sgd_range(m->params + q->offset, m->grads + q->offset, m->mom + q->offset, q->count, lr,
-              opt->momentum, q->decay ? opt->weight_decay : 0.0f);
+    m->be->sgd(m, m->params + q->offset, m->grads + q->offset, m->mom + q->offset, q->count, lr,
+               opt->momentum, q->decay ? opt->weight_decay : 0.0f);
   }
   if (m->cfg.mode != RN_DIFFSTRIDE) return;
-  for (int p = 0; p < m->npools; p++)
-    sgd_range(m->pools[p].stride, m->pools[p].grad, m->pools[p].mom, 2, lr, opt->momentum, 0.0f);
+  for (int p = 0; p < m->npools; p++) /* the strides live on the host */
+    for (int a = 0; a < 2; a++)
+      rn_sgd_element(&m->pools[p].stride[a], m->pools[p].grad[a], &m->pools[p].mom[a], lr, opt->momentum,
+                     0.0f);
 }

@@ -148,6 +148,9 @@ typedef struct rn_model {
   float *params, *grads, *mom; /* host copies are the truth between steps */
   float *state, *stats;        /* BN running mean/var; BN batch statistics */
   ds_diffstride_desc desc;     /* R, cropping on, layout NHWC */
+  ds_context *ds;              /* the backend's libdiffstride context */
+  float *scratch;              /* a pooling layer's dx when it is added, not written */
+  size_t scratch_cap;
   double library_seconds;      /* time in libdiffstride calls, summed */
   int logits;                  /* tensor index of the logits */
 } rn_model;
@@ -170,6 +173,8 @@ double rn_loss(rn_model *m, const float *targets, const int *labels, int n, int 
 int rn_backward(rn_model *m, rn_error *err);
 /* lambda * J(S) over the DiffStride layers, its gradient added to the pools'. */
 double rn_regularizer(rn_model *m, float lambda, int grad);
+/* TF32 math on the device (a CUDA backend; the CPU has none to turn on). */
+int rn_model_set_tf32(rn_model *m, int on, rn_error *err);
 /* Strides of the DiffStride layers raised/clipped as the layer computes with
  * them (the reference stores these back after each step). */
 void rn_store_effective_strides(rn_model *m);
