@@ -96,6 +96,19 @@ TRAINER_LIBS  = -fopenmp $$(pkg-config --libs openblas zlib) -lm
 TRAINER      := build/resnet18
 TRAINER_TEST := $(BUILD)/tests/test_trainer
 
+# The trainer's CUDA backend (cuDNN, cuBLAS, libdiffstride's CUDA path): built
+# with the CUDA path when cuDNN's header is found beside nvcc's.
+ifeq ($(WITH_CUDA),1)
+ifneq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
+TRAINER_CUDA     := build/release/$(TRAINER_DIR)/cuda_ops.o
+TRAINER_CUDA_DEF := -DRN_WITH_CUDA
+TRAINER_CUDA_LIB := -lcudnn -lcublas
+ifneq ($(SANITIZE),1)
+TRAINER_GPU_TEST := build/release/tests/test_trainer_gpu
+endif
+endif
+endif
+
 .PHONY: all lib-deps test-deps trainer-deps trainer check valgrind check-gpu demo examples bench bench-gpu \
         install uninstall clean
 all: lib-deps $(SHARED) $(STATIC) lib/diffstride.pc
@@ -159,12 +172,13 @@ $(CPP_TEST): tests/cpp_wrapper_test.cpp include/diffstride.hpp include/diffstrid
 $(GPU_TEST): $(BUILD)/tests/gpu/test_gpu.o $(BUILD)/tests/golden.o $(BUILD)/tests/util.o $(BUILD)/libdiffstride-test.a
 	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(TEST_LIBS)
 
-check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAINER)
+check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAINER) $(TRAINER_GPU_TEST)
 	DS_GOLDEN_DIR=$(GOLDEN) $(TEST_BIN)
 	$(TRAINER_TEST)
 	tests/trainer/cli_test.sh $(TRAINER)
 	$(CPP_TEST) $(GOLDEN)
 	$(if $(GPU_TEST),DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "gpu: GPU suite not built (no CUDA path in this build)")
+	$(if $(TRAINER_GPU_TEST),$(TRAINER_GPU_TEST),@echo "trainer_gpu: not built (no CUDA backend in this build)")
 	$(PYTHON) tests/ffi_test.py $(SHARED) $(GOLDEN)
 	DIFFSTRIDE_LIB=$(SHARED) DS_GOLDEN_DIR=$(GOLDEN) $(PYTHON) -m unittest discover -s bindings/python/tests -t bindings/python
 	tests/check_exports.sh $(SHARED)
@@ -177,26 +191,38 @@ valgrind: all test-deps $(TEST_BIN)
 	DS_GOLDEN_DIR=$(GOLDEN) CK_FORK=no valgrind --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=definite,indirect,possible $(TEST_BIN)
 
-check-gpu: all test-deps $(GPU_TEST)
+check-gpu: all test-deps $(GPU_TEST) $(TRAINER_GPU_TEST)
 	$(if $(GPU_TEST),DS_REQUIRE_GPU=1 DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "check-gpu: no CUDA path in this build (nvcc not found, CUDA=0 or SANITIZE=1)"; exit 1)
+	$(if $(TRAINER_GPU_TEST),DS_REQUIRE_GPU=1 $(TRAINER_GPU_TEST),@echo "check-gpu: no trainer CUDA backend in this build (cuDNN not found)"; exit 1)
 
 trainer-deps:
 	@tools/deps.sh $(TRAINER_DEPS)
 
 # The trainer program is always the release build; SANITIZE=1 builds its
 # core again (build/sanitize) for the trainer's test suite.
-build/release/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h | trainer-deps
+build/release/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h $(CONFIG) | trainer-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(TRAINER_FLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(TRAINER_FLAGS) $(TRAINER_CUDA_DEF) $(CFLAGS) -c $< -o $@
+
+build/release/$(TRAINER_DIR)/cuda_ops.o: $(TRAINER_DIR)/cuda_ops.cu $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -Iinclude -DRN_WITH_CUDA -Xcompiler -Wall,-Wextra $(NVCCFLAGS) -c $< -o $@
 
 build/sanitize/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h | trainer-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(TRAINER_FLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
-$(TRAINER): $(TRAINER_CORE:%.c=build/release/%.o) build/release/$(TRAINER_DIR)/main.o $(STATIC)
-	$(CC) $(CFLAGS) -o $@ $^ $(ALL_LIBS) $(TRAINER_LIBS)
+$(TRAINER): $(TRAINER_CORE:%.c=build/release/%.o) build/release/$(TRAINER_DIR)/main.o $(TRAINER_CUDA) $(STATIC)
+	$(CC) $(CFLAGS) -o $@ $^ $(ALL_LIBS) $(TRAINER_CUDA_LIB) $(TRAINER_LIBS)
+	@echo "resnet18: CPU backend$(if $(TRAINER_CUDA), + CUDA backend (cuDNN, cuBLAS),; no CUDA backend (needs nvcc and cuDNN))"
 
 trainer: all $(TRAINER)
+
+# The trainer's GPU suite: one step on the GPU against one on the CPU.
+$(TRAINER_GPU_TEST): tests/gpu/test_trainer_gpu.c $(TRAINER_CORE:%.c=build/release/%.o) $(TRAINER_CUDA) \
+                     $(STATIC) | test-deps
+	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(TRAINER_CUDA_DEF) $(CFLAGS) $$(pkg-config --cflags check) -o $@ $^ \
+	    $$(pkg-config --libs check) $(ALL_LIBS) $(TRAINER_CUDA_LIB) $(TRAINER_LIBS)
 
 $(TRAINER_TEST): tests/trainer/test_trainer.c $(TRAINER_OBJS) $(BUILD)/libdiffstride-test.a | test-deps
 	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(SANFLAGS) $(CFLAGS) $$(pkg-config --cflags check) -o $@ $^ \

@@ -5,16 +5,18 @@ on the same network and batch, for each mode, and prints a markdown table.
     python3 bench/trainer_bench.py [--trainer build/resnet18]
         [--modes strided,spectral,diffstride] [--batch 128] [--size 32]
         [--channels 3] [--width 1.0] [--strides 1,1,2,2,2] [--threads T]
-        [--steps 10] [--warmup 2]
+        [--steps 10] [--warmup 2] [--device cpu|cuda] [--precision fp32|tf32]
 
 Per mode, each in its own process:
     TRAINER --benchmark STEPS --mode MODE --width W --strides S --batch B
             --data synthetic:SxSxC --threads T
 whose line starting with 'benchmark ' gives mode, batch, step_ms,
-images_per_s, library_ms, library_share (%), peak_rss_mb and sizes, and
-    torch_resnet.py --mode MODE (same options, --warmup W) on the CPU
+images_per_s, library_ms, library_share (%), peak_rss_mb (device_mb on
+CUDA: device memory the trainer added to the CUDA context's) and sizes, and
+    torch_resnet.py --mode MODE (same options, --warmup W)
 whose line starting with 'torch ' gives step_ms, images_per_s, peak_mem_mb
-and sizes. "vs strided" columns divide by the strided row of the same
+and sizes. With --device cuda both run on the GPU, --precision tf32 turning
+on TF32 in both (--tf32 for the trainer). "vs strided" columns divide by the strided row of the same
 program (when strided is among --modes). When the trainer is missing or
 torch cannot be imported, it says so and prints the other side alone.
 """
@@ -54,7 +56,8 @@ def trainer_command(args, mode):
     return [args.trainer, "--benchmark", str(args.steps), "--mode", mode,
             "--width", f"{args.width:g}", "--strides", args.strides, "--batch", str(args.batch),
             "--data", f"synthetic:{args.size}x{args.size}x{args.channels}",
-            "--threads", str(args.threads)]
+            "--threads", str(args.threads), "--device", args.device] + \
+        (["--tf32"] if args.precision == "tf32" else [])
 
 
 def torch_command(args, mode):
@@ -62,7 +65,8 @@ def torch_command(args, mode):
             "--batch", str(args.batch), "--size", str(args.size),
             "--channels", str(args.channels), "--width", f"{args.width:g}",
             "--strides", args.strides, "--threads", str(args.threads),
-            "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            "--steps", str(args.steps), "--warmup", str(args.warmup),
+            "--device", args.device, "--precision", args.precision]
 
 
 def torch_error():
@@ -94,18 +98,22 @@ def cell(value, digits=1):
 # (header, side, key, kind, digits). side: whose fields ("c", "torch"; "both"
 # for the C/torch ratio); kind: "value", "vs strided" (divided by the same
 # side's strided row) or "c/torch".
-COLUMNS = [
-    ("C trainer img/s", "c", "images_per_s", "value", 1),
-    ("PyTorch img/s", "torch", "images_per_s", "value", 1),
-    ("ratio (C/torch)", "both", "images_per_s", "c/torch", 2),
-    ("C step ms", "c", "step_ms", "value", 1),
-    ("library share of step (%)", "c", "library_share", "value", 1),
-    ("C peak MB", "c", "peak_rss_mb", "value", 1),
-    ("time vs strided (C)", "c", "step_ms", "vs strided", 2),
-    ("memory vs strided (C)", "c", "peak_rss_mb", "vs strided", 2),
-    ("time vs strided (torch)", "torch", "step_ms", "vs strided", 2),
-    ("memory vs strided (torch)", "torch", "peak_mem_mb", "vs strided", 2),
-]
+def columns_for(device):
+    """The table's columns; the C trainer's memory is its peak RSS on the
+    CPU and the device memory it allocated on CUDA."""
+    memory = "device_mb" if device == "cuda" else "peak_rss_mb"
+    return [
+        ("C trainer img/s", "c", "images_per_s", "value", 1),
+        ("PyTorch img/s", "torch", "images_per_s", "value", 1),
+        ("ratio (C/torch)", "both", "images_per_s", "c/torch", 2),
+        ("C step ms", "c", "step_ms", "value", 1),
+        ("library share of step (%)", "c", "library_share", "value", 1),
+        ("C peak MB", "c", memory, "value", 1),
+        ("time vs strided (C)", "c", "step_ms", "vs strided", 2),
+        ("memory vs strided (C)", "c", memory, "vs strided", 2),
+        ("time vs strided (torch)", "torch", "step_ms", "vs strided", 2),
+        ("memory vs strided (torch)", "torch", "peak_mem_mb", "vs strided", 2),
+    ]
 
 
 def column_value(column, row, strided):
@@ -118,12 +126,13 @@ def column_value(column, row, strided):
     return ratio(value, number(strided[side], key)) if kind == "vs strided" else value
 
 
-def print_table(modes, c_rows, t_rows):
+def print_table(modes, c_rows, t_rows, device):
     """The markdown table; c_rows / t_rows: {mode: fields or None}, or None
     when that program was not run (its columns are left out)."""
     sides = {"c"} if c_rows is not None else set()
     sides |= {"torch"} if t_rows is not None else set()
-    columns = [col for col in COLUMNS if col[1] in sides or (col[1] == "both" and len(sides) == 2)]
+    columns = [col for col in columns_for(device)
+               if col[1] in sides or (col[1] == "both" and len(sides) == 2)]
     c_rows, t_rows = c_rows or {}, t_rows or {}
     strided = {"c": c_rows.get("strided"), "torch": t_rows.get("strided")}
     print("| mode | " + " | ".join(col[0] for col in columns) + " |")
@@ -159,7 +168,12 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=0, help="threads for both (0: cores)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (torch)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "tf32"), default="fp32",
+                        help="tf32: TF32 convolutions and GEMMs (CUDA only)")
     args = parser.parse_args()
+    if args.precision == "tf32" and args.device != "cuda":
+        parser.error("--precision tf32 is a CUDA setting")
     args.modes = args.modes.split(",")
     if any(mode not in MODES for mode in args.modes):
         parser.error(f"--modes: each of {', '.join(MODES)}")
@@ -181,12 +195,13 @@ def main():
         print(f"trainer_bench: showing {'the C trainer' if error else 'PyTorch'} alone")
     print(f"batch {args.batch}, input {args.size}x{args.size}x{args.channels}, "
           f"width {args.width:g}, strides {args.strides}, {args.threads} thread(s), "
-          f"{args.steps} timed steps (torch after {args.warmup} warm-up steps), CPU\n", flush=True)
+          f"{args.steps} timed steps (torch after {args.warmup} warm-up steps), "
+          f"{args.device}, {args.precision}\n", flush=True)
     c_rows = ({m: run(trainer_command(args, m), "benchmark ") for m in args.modes}
               if have_c else None)
     t_rows = ({m: run(torch_command(args, m), "torch ") for m in args.modes}
               if not error else None)
-    print_table(args.modes, c_rows, t_rows)
+    print_table(args.modes, c_rows, t_rows, args.device)
     print_details(args.modes, c_rows, t_rows)
     return 0
 

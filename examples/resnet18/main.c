@@ -17,7 +17,7 @@
 typedef struct options {
   const char *data, *lr, *out, *resume, *eval, *device;
   rn_config cfg;
-  int epochs, batch, threads, train_subset, test_subset, benchmark, quiet;
+  int epochs, batch, threads, train_subset, test_subset, benchmark, quiet, tf32;
   uint64_t seed;
   rn_sgd opt;
   rn_augment aug;
@@ -43,7 +43,8 @@ static void usage(FILE *f) {
           "  --out DIR            log.csv, steps.csv, checkpoint.bin, training.png (default runs/MODE)\n"
           "  --resume CKPT        continue from a checkpoint   --eval CKPT  test accuracy only\n"
           "  --benchmark N        time N training steps and print one 'benchmark' line\n"
-          "  --device cpu|cuda    (default cpu)   --quiet  no progress bar\n");
+          "  --device cpu|cuda    (default cpu)   --tf32  TF32 convolutions and GEMMs (cuda)\n"
+          "  --quiet              no progress bar\n");
 }
 
 static int parse_strides(const char *s, float *out) {
@@ -108,6 +109,7 @@ static int apply(options *o, int key, const char *v) {
     case 'B': return to_int(v, &o->benchmark, 1);
     case 'D': o->device = v; return 0;
     case 'q': o->quiet = 1; return 0;
+    case 'f': o->tf32 = 1; return 0;
     default: return -1;
   }
 }
@@ -121,7 +123,7 @@ static int parse(options *o, int argc, char **argv) {
       {"no-flip", 0, 0, 'F'}, {"train-subset", 1, 0, 'S'}, {"test-subset", 1, 0, 'T'},
       {"threads", 1, 0, 't'}, {"seed", 1, 0, 'r'}, {"out", 1, 0, 'o'}, {"resume", 1, 0, 'c'},
       {"eval", 1, 0, 'v'}, {"benchmark", 1, 0, 'B'}, {"device", 1, 0, 'D'},
-      {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"quiet", 0, 0, 'q'}, {"tf32", 0, 0, 'f'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   defaults(o);
   int key;
   while ((key = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -168,15 +170,31 @@ static int network_config(const options *o, const rn_data *d, rn_config *cfg, rn
   return 0;
 }
 
+/* The backend --device names, if this build has it. */
+static int backend(const char *device, const rn_backend **be, rn_error *err) {
+  *be = &rn_cpu_backend;
+  if (!strcmp(device, "cpu")) return 0;
+#ifdef RN_WITH_CUDA
+  *be = &rn_cuda_backend;
+  if (!strcmp(device, "cuda")) return 0;
+  return rn_fail(err, "--device %s: expected cpu or cuda", device);
+#else
+  if (!strcmp(device, "cuda"))
+    return rn_fail(err, "--device cuda: this trainer was built without the CUDA backend (nvcc and cuDNN "
+                        "were not found at build time)");
+  return rn_fail(err, "--device %s: expected cpu (this build has no CUDA backend)", device);
+#endif
+}
+
 static int setup(const options *o, rn_data *d, rn_trainer *t, rn_error *err) {
-  if (strcmp(o->device, "cpu") != 0)
-    return rn_fail(err, "--device %s: this trainer build has the CPU backend only", o->device);
-  if (rn_data_load(d, o->data, err)) return -1;
+  const rn_backend *be;
+  if (backend(o->device, &be, err) || rn_data_load(d, o->data, err)) return -1;
   rn_dataset_truncate(&d->train, o->train_subset);
   rn_dataset_truncate(&d->test, o->test_subset);
   rn_config cfg;
   if (network_config(o, d, &cfg, err) ||
-      rn_trainer_init(t, &cfg, &rn_cpu_backend, o->threads, o->seed, o->batch, err))
+      rn_trainer_init(t, &cfg, be, o->threads, o->seed, o->batch, err) ||
+      (o->tf32 && rn_model_set_tf32(&t->model, 1, err)))
     return -1;
   t->opt = o->opt;
   t->aug = o->aug;
@@ -258,16 +276,19 @@ static int benchmark(const options *o, const rn_data *d, rn_trainer *t, rn_error
     if (rn_train_step(t, n, &loss, &correct, err)) return free(idx), -1;
   }
   free(idx);
+  rn_model *m = &t->model;
+  m->be->sync(m); /* the last step's update may still be queued on a device */
   double step_ms = 1e3 * (rn_seconds() - t0) / o->benchmark;
-  double lib_ms = 1e3 * (t->model.library_seconds - lib0) / o->benchmark;
+  double lib_ms = 1e3 * (m->library_seconds - lib0) / o->benchmark, device_mb = m->be->device_mb(m);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("benchmark mode=%s batch=%d threads=%d step_ms=%.2f images_per_s=%.1f library_ms=%.2f "
-         "library_share=%.2f peak_rss_mb=%.1f sizes=",
-         rn_mode_name(t->model.cfg.mode), n, o->threads, step_ms, 1e3 * n / step_ms, lib_ms,
+  printf("benchmark mode=%s device=%s batch=%d threads=%d step_ms=%.2f images_per_s=%.1f library_ms=%.2f "
+         "library_share=%.2f peak_rss_mb=%.1f ",
+         rn_mode_name(m->cfg.mode), m->be->name, n, o->threads, step_ms, 1e3 * n / step_ms, lib_ms,
          100.0 * lib_ms / step_ms, ru.ru_maxrss / 1024.0);
-  for (int p = 0; p < t->model.npools; p++)
-    printf("%s%dx%d", p ? "," : "", t->model.pools[p].out_h, t->model.pools[p].out_w);
+  if (device_mb >= 0.0) printf("device_mb=%.1f ", device_mb);
+  printf("sizes=");
+  for (int p = 0; p < m->npools; p++) printf("%s%dx%d", p ? "," : "", m->pools[p].out_h, m->pools[p].out_w);
   printf("\n");
   return 0;
 }

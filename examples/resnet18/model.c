@@ -231,6 +231,10 @@ int rn_model_create(rn_model *m, const rn_config *cfg, const rn_backend *be, int
   m->desc.smoothness = cfg->smoothness;
   m->desc.layout = DS_LAYOUT_NHWC;
   build(m);
+  if (be->init(m, threads, err)) { /* first: it says when the device is missing */
+    rn_model_destroy(m);
+    return -1;
+  }
   m->params = device_zeros(be, m->nparams);
   m->grads = device_zeros(be, m->nparams);
   m->mom = device_zeros(be, m->nparams);
@@ -239,10 +243,6 @@ int rn_model_create(rn_model *m, const rn_config *cfg, const rn_backend *be, int
   if (!m->params || !m->grads || !m->mom || !m->state || !m->stats) {
     rn_model_destroy(m);
     return rn_fail(err, "out of memory for %zu parameters", m->nparams);
-  }
-  if (be->init(m, threads, err)) {
-    rn_model_destroy(m);
-    return -1;
   }
   init_params(m, rng);
   if (rn_model_shapes(m, 1, err)) {
