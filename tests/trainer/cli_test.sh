@@ -3,7 +3,8 @@
 # checkpoint and summary; a second process with the same seed repeats it bit
 # for bit; --resume continues to the next epoch; --eval
 # reads the checkpoint back; --benchmark prints its line; bad flags and
-# missing files stop it with a message naming them and exit status != 0.
+# missing files stop it with a message naming them and exit status != 0;
+# --device cuda runs or says why not.
 # Usage: tests/trainer/cli_test.sh build/resnet18
 set -u
 bin=$1
@@ -16,6 +17,12 @@ fails_with() { # message args...
   msg=$1; shift
   if "$bin" "$@" > "$dir/out" 2>&1; then echo "  '$*' succeeded"; return 1; fi
   has "$dir/out" "$msg"
+}
+
+# --device cuda: runs where there is a GPU and a CUDA backend, else says why.
+cuda_runs_or_says_why() {
+  if "$bin" $common --benchmark 1 --device cuda > "$dir/out" 2>&1; then has "$dir/out" "device=cuda"
+  else has "$dir/out" "--device cuda: "; fi
 }
 
 common="--data synthetic:16x16x2:3 --width 0.0625 --strides 1.7,1,2.3,2.2,2.6 --batch 64 --lr 0.05 --threads 2 --out $dir/run"
@@ -39,7 +46,7 @@ ok test "$(wc -l < "$dir/run/log.csv")" -eq 3
 ok "$bin" --data synthetic:16x16x2:3 --eval "$dir/run/checkpoint.bin" > "$dir/eval.txt" 2>&1
 ok has "$dir/eval.txt" "epoch 2, diffstride, test accuracy"
 ok "$bin" $common --benchmark 1 > "$dir/bench.txt" 2>&1
-ok has "$dir/bench.txt" "benchmark mode=diffstride batch=64"
+ok has "$dir/bench.txt" "benchmark mode=diffstride device=cpu batch=64"
 ok fails_with "--width: bad value 'x'" --width x
 ok fails_with "--mode: bad value 'pool'" --mode pool
 ok fails_with "--strides: bad value '1,2'" --strides 1,2
@@ -47,7 +54,9 @@ ok fails_with "unrecognized option" --nonsense
 ok fails_with "whole strides" $common --mode strided --strides 1,1,1.5,2,2
 ok fails_with "cannot open" --data cifar10:"$dir/none"
 ok fails_with "trained on 16x16x2 images with 3 classes, not on synthetic" --data synthetic:32x32x3 --eval "$dir/run/checkpoint.bin"
-ok fails_with "CPU backend only" --device cuda
+ok fails_with "--device tpu: expected cpu" --device tpu
+ok fails_with "TF32: the CPU backend computes in float32 only" $common --tf32
+ok cuda_runs_or_says_why
 ok fails_with "learning-rate schedule" $common --lr 0.1,5
 echo "cli_test: $((count - fails))/$count passed"
 [ "$fails" -eq 0 ]
