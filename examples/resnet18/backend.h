@@ -20,6 +20,10 @@ typedef struct rn_backend {
   void (*release)(float *p);
   void (*to_device)(float *dst, const float *src, size_t count);
   void (*to_host)(float *dst, const float *src, size_t count);
+  /* Renders the planned batch into m->tensors[0] (shaped for p->n already);
+   * host: a host array of the batch's size it may use on the way. */
+  int (*load_batch)(rn_model *m, const rn_data *d, const rn_dataset *s, const rn_batch_plan *p, float *host,
+                    rn_error *err);
   /* One SGD step over count device floats (rn_sgd_element each). */
   void (*sgd)(rn_model *m, float *p, const float *g, float *v, size_t count, float lr, float momentum,
               float wd);

@@ -515,6 +515,13 @@ static int dense_backward(rn_model *m, const rn_op *op, int train, rn_error *err
 
 /* ------------------------------------------------------------ the rest */
 
+static int cpu_load_batch(rn_model *m, const rn_data *d, const rn_dataset *s, const rn_batch_plan *p, float *host,
+                          rn_error *err) {
+  (void)host, (void)err;
+  rn_render_batch(d, s, p, m->tensors[0].data);
+  return 0;
+}
+
 static void cpu_sgd(rn_model *m, float *p, const float *g, float *v, size_t count, float lr,
                     float momentum, float wd) {
   cpu_exec *ex = m->exec;
@@ -546,6 +553,7 @@ const rn_backend rn_cpu_backend = {
     cpu_release,
     cpu_copy,
     cpu_copy,
+    cpu_load_batch,
     cpu_sgd,
     cpu_accumulate,
     cpu_sync,

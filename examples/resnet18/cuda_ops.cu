@@ -47,6 +47,14 @@ typedef struct cuda_exec {
   float *dz; /* a BN+ReLU layer's gradient through the ReLU */
   size_t dz_cap;
   size_t baseline; /* device bytes in use once the CUDA context exists */
+  struct {          /* datasets kept on the device (training and test set) */
+    const uint8_t *host;
+    size_t bytes;
+    uint8_t *dev;
+    unsigned long long used;
+  } sets[2];
+  int *plan, *staged; /* a batch plan's four arrays: device, pinned host */
+  size_t plan_cap;
 } cuda_exec;
 
 static const float one = 1.0f, zero = 0.0f;
@@ -75,6 +83,11 @@ static int launched(rn_error *err, const char *what) {
 /* Grid-stride loops: any count with at most max_grid blocks. */
 #define FOR_EACH(i, count) \
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (count); i += (size_t)gridDim.x * blockDim.x)
+
+/* x (n, h, w, c): the planned batch, from the dataset on the device. */
+__global__ void render_kernel(rn_render r, float *x, size_t count) {
+  FOR_EACH(e, count) x[e] = rn_render_element(&r, e);
+}
 
 __global__ void relu_kernel(float *y, size_t count) {
   FOR_EACH(i, count) y[i] = rn_relu(y[i]);
@@ -182,6 +195,9 @@ static void cuda_fini(rn_model *m) {
   if (ex->blas) cublasDestroy(ex->blas);
   cudaFree(ex->work);
   cudaFree(ex->dz);
+  for (int i = 0; i < 2; i++) cudaFree(ex->sets[i].dev);
+  cudaFree(ex->plan);
+  cudaFreeHost(ex->staged);
   if (ex->stream) cudaStreamDestroy(ex->stream);
   free(ex);
   m->exec = NULL, m->ds = NULL;
@@ -475,6 +491,73 @@ static int dense_backward(rn_model *m, const rn_op *op, int train, rn_error *err
                                  op->acc_in ? &one : &zero, x->grad, c));
 }
 
+/* ------------------------------------------------------------ batches */
+
+/* s's images on the device: uploaded once and kept (two sets, the least
+ * recently used replaced) when they take at most half the free memory;
+ * NULL when they do not fit. */
+static const uint8_t *device_images(cuda_exec *ex, const rn_dataset *s) {
+  size_t bytes = (size_t)s->count * s->h * s->w * s->c, free_bytes = 0, total = 0;
+  for (int i = 0; i < 2; i++)
+    if (ex->sets[i].host == s->images && ex->sets[i].bytes == bytes) return ex->sets[i].used = ++ex->clock, ex->sets[i].dev;
+  int slot = ex->sets[0].used <= ex->sets[1].used ? 0 : 1;
+  cudaStreamSynchronize(ex->stream);
+  cudaFree(ex->sets[slot].dev);
+  memset(&ex->sets[slot], 0, sizeof ex->sets[slot]);
+  void *p = NULL;
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess || bytes > free_bytes / 2) return NULL;
+  if (cudaMalloc(&p, bytes) != cudaSuccess || cudaMemcpy(p, s->images, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+    cudaFree(p);
+    cudaGetLastError(); /* not an error: the batch is then made on the host */
+    return NULL;
+  }
+  ex->sets[slot].host = s->images, ex->sets[slot].bytes = bytes;
+  ex->sets[slot].dev = (uint8_t *)p, ex->sets[slot].used = ++ex->clock;
+  return ex->sets[slot].dev;
+}
+
+/* The plan's arrays to the device through pinned memory, on the stream. The
+ * staging buffer is free to reuse: the previous copy from it was queued
+ * before the previous forward pass, which the host has waited for (the
+ * loss). */
+static int upload_plan(cuda_exec *ex, const rn_batch_plan *p, rn_error *err) {
+  size_t count = 4 * (size_t)p->n;
+  if (count > ex->plan_cap) {
+    cudaStreamSynchronize(ex->stream);
+    cudaFree(ex->plan), cudaFreeHost(ex->staged);
+    ex->plan = NULL, ex->staged = NULL, ex->plan_cap = 0;
+    cudaError_t e = cudaMalloc((void **)&ex->plan, count * sizeof(int));
+    if (e == cudaSuccess) e = cudaMallocHost((void **)&ex->staged, count * sizeof(int));
+    if (e != cudaSuccess) return cuda_error(err, "batch plan buffers", e);
+    ex->plan_cap = count;
+  }
+  const int *arrays[4] = {p->idx, p->dy, p->dx, p->flip};
+  for (int a = 0; a < 4; a++) memcpy(ex->staged + (size_t)a * p->n, arrays[a], (size_t)p->n * sizeof(int));
+  cudaError_t e = cudaMemcpyAsync(ex->plan, ex->staged, count * sizeof(int), cudaMemcpyHostToDevice, ex->stream);
+  return e == cudaSuccess ? 0 : cuda_error(err, "copying the batch plan", e);
+}
+
+/* The batch rendered on the device from the dataset kept there, or on the
+ * host (into `host`) and copied when the dataset does not fit. */
+static int cuda_load_batch(rn_model *m, const rn_data *d, const rn_dataset *s, const rn_batch_plan *p, float *host,
+                           rn_error *err) {
+  cuda_exec *ex = exec_of(m);
+  float *x = m->tensors[0].data;
+  size_t count = (size_t)p->n * s->h * s->w * s->c;
+  const uint8_t *images = device_images(ex, s);
+  if (!images) {
+    rn_render_batch(d, s, p, host);
+    cuda_to_device(x, host, count);
+    return 0;
+  }
+  if (upload_plan(ex, p, err)) return -1;
+  const int *q = ex->plan;
+  rn_render r = {images, q, q + p->n, q + 2 * p->n, q + 3 * p->n, p->n, s->h, s->w, s->c, p->mix, p->lam,
+                 {d->mean[0], d->mean[1], d->mean[2]}, {d->std[0], d->std[1], d->std[2]}};
+  render_kernel<<<grid(count), BLOCK, 0, ex->stream>>>(r, x, count);
+  return launched(err, "batch rendering");
+}
+
 /* ------------------------------------------------------------ the rest */
 
 static void cuda_sgd(rn_model *m, float *p, const float *g, float *v, size_t count, float lr, float momentum,
@@ -494,6 +577,7 @@ extern "C" const rn_backend rn_cuda_backend = {
     cuda_release,
     cuda_to_device,
     cuda_to_host,
+    cuda_load_batch,
     cuda_sgd,
     cuda_accumulate,
     cuda_sync,

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "elements.h"
 #include "rn.h"
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
@@ -286,54 +287,66 @@ void rn_dataset_truncate(rn_dataset *s, int count) {
 
 /* ---------------------------------------------------------------- batches */
 
-/* One image of s into x (h, w, c) normalized, shifted by (dy, dx) with zero
- * (the mean) where the shift leaves the image, mirrored when flip. */
-static void place_image(const rn_data *d, const rn_dataset *s, int index, int dy, int dx,
-                        int flip, float *x) {
-  const uint8_t *src = s->images + (size_t)index * s->h * s->w * s->c;
-  for (int y = 0; y < s->h; y++)
-    for (int xx = 0; xx < s->w; xx++) {
-      int sy = y + dy, sx = (flip ? s->w - 1 - xx : xx) + dx;
-      int inside = sy >= 0 && sy < s->h && sx >= 0 && sx < s->w;
-      float *dst = x + ((size_t)y * s->w + xx) * s->c;
-      for (int ch = 0; ch < s->c; ch++)
-        dst[ch] = inside ? (src[((size_t)sy * s->w + sx) * s->c + ch] / 255.0f - d->mean[ch]) / d->std[ch]
-                         : 0.0f;
-    }
+int rn_batch_plan_init(rn_batch_plan *p, int cap) {
+  memset(p, 0, sizeof *p);
+  p->idx = malloc(4 * sizeof(int) * (size_t)(cap > 0 ? cap : 1));
+  if (!p->idx) return -1;
+  p->dy = p->idx + cap, p->dx = p->dy + cap, p->flip = p->dx + cap;
+  p->cap = cap;
+  return 0;
 }
 
-/* x_i = lam x_i + (1 - lam) x_{n-1-i}, the same for targets: pairs the
- * batch with itself reversed, one lam ~ Beta(a, a) per batch. */
-static void mixup(float *x, float *targets, int n, size_t image, int classes, float lam) {
-  size_t rows[2] = {image, (size_t)classes};
-  float *arrays[2] = {x, targets};
-  for (int a = 0; a < 2; a++) {
-    float *copy = malloc((size_t)n * rows[a] * sizeof *copy);
-    if (!copy) return;
-    memcpy(copy, arrays[a], (size_t)n * rows[a] * sizeof *copy);
-    for (int i = 0; i < n; i++)
-      for (size_t j = 0; j < rows[a]; j++)
-        arrays[a][i * rows[a] + j] = lam * copy[i * rows[a] + j] + (1 - lam) * copy[(size_t)(n - 1 - i) * rows[a] + j];
-    free(copy);
+void rn_batch_plan_free(rn_batch_plan *p) {
+  free(p->idx);
+  memset(p, 0, sizeof *p);
+}
+
+/* Rows i and n-1-i of targets (n, classes) mixed with lam, both from the
+ * unmixed values. */
+static void mix_targets(float *targets, int n, int classes, float lam) {
+  for (int i = 0; i <= n - 1 - i; i++) {
+    float *a = targets + (size_t)i * classes, *b = targets + (size_t)(n - 1 - i) * classes;
+    for (int k = 0; k < classes; k++) {
+      float u = a[k], v = b[k];
+      a[k] = lam * u + (1 - lam) * v;
+      b[k] = lam * v + (1 - lam) * u;
+    }
   }
 }
 
-void rn_make_batch(const rn_data *d, const rn_dataset *s, const int *idx, int n,
-                   const rn_augment *aug, rn_rng *rng, float *x, float *targets, int *labels) {
-  size_t image = (size_t)s->h * s->w * s->c;
+void rn_plan_batch(const rn_dataset *s, const int *idx, int n, const rn_augment *aug, rn_rng *rng,
+                   rn_batch_plan *p, float *targets, int *labels) {
   float eps = aug ? aug->smoothing : 0.0f;
+  p->n = n;
   for (int i = 0; i < n; i++) {
-    int dy = 0, dx = 0, flip = 0;
+    p->idx[i] = idx[i], p->dy[i] = p->dx[i] = p->flip[i] = 0;
     if (aug && aug->pad > 0) {
-      dy = (int)rn_rng_below(rng, 2u * aug->pad + 1) - aug->pad;
-      dx = (int)rn_rng_below(rng, 2u * aug->pad + 1) - aug->pad;
+      p->dy[i] = (int)rn_rng_below(rng, 2u * aug->pad + 1) - aug->pad;
+      p->dx[i] = (int)rn_rng_below(rng, 2u * aug->pad + 1) - aug->pad;
     }
-    if (aug && aug->flip) flip = (int)rn_rng_below(rng, 2);
-    place_image(d, s, idx[i], dy, dx, flip, x + (size_t)i * image);
+    if (aug && aug->flip) p->flip[i] = (int)rn_rng_below(rng, 2);
     labels[i] = s->labels[idx[i]];
     for (int k = 0; k < s->classes; k++)
       targets[(size_t)i * s->classes + k] = (k == labels[i] ? 1.0f - eps : 0.0f) + eps / s->classes;
   }
-  if (aug && aug->mixup > 0.0f && n > 1)
-    mixup(x, targets, n, image, s->classes, (float)rn_rng_beta(rng, aug->mixup));
+  p->mix = aug && aug->mixup > 0.0f && n > 1;
+  p->lam = p->mix ? (float)rn_rng_beta(rng, aug->mixup) : 1.0f;
+  if (p->mix) mix_targets(targets, n, s->classes, p->lam);
+}
+
+void rn_render_batch(const rn_data *d, const rn_dataset *s, const rn_batch_plan *p, float *x) {
+  rn_render r = {s->images, p->idx, p->dy, p->dx, p->flip, p->n, s->h, s->w, s->c, p->mix, p->lam,
+                 {d->mean[0], d->mean[1], d->mean[2]}, {d->std[0], d->std[1], d->std[2]}};
+  size_t count = (size_t)p->n * s->h * s->w * s->c;
+  for (size_t e = 0; e < count; e++) x[e] = rn_render_element(&r, e);
+}
+
+int rn_make_batch(const rn_data *d, const rn_dataset *s, const int *idx, int n, const rn_augment *aug,
+                  rn_rng *rng, float *x, float *targets, int *labels) {
+  rn_batch_plan p;
+  if (rn_batch_plan_init(&p, n)) return -1;
+  rn_plan_batch(s, idx, n, aug, rng, &p, targets, labels);
+  rn_render_batch(d, s, &p, x);
+  rn_batch_plan_free(&p);
+  return 0;
 }

@@ -4,11 +4,43 @@
 #ifndef RN_ELEMENTS_H
 #define RN_ELEMENTS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __CUDACC__
 #define RN_HD static __host__ __device__ __forceinline__
 #else
 #define RN_HD static inline
 #endif
+
+/* What rendering a planned batch reads (rn_batch_plan, rn.h), as pointers
+ * on the device that renders it. */
+typedef struct rn_render {
+  const uint8_t *images;           /* the dataset: count x h x w x c bytes */
+  const int *idx, *dy, *dx, *flip; /* the plan's choices, n each */
+  int n, h, w, c, mix;
+  float lam, mean[3], std[3];
+} rn_render;
+
+/* Channel ch at (y, x) of batch image i before mixing: its source image
+ * shifted by (dy, dx), mirrored when flip, normalized; 0 (the mean) where
+ * the shift leaves the image. */
+RN_HD float rn_render_pixel(const rn_render *r, int i, int y, int x, int ch) {
+  int sy = y + r->dy[i], sx = (r->flip[i] ? r->w - 1 - x : x) + r->dx[i];
+  if (sy < 0 || sy >= r->h || sx < 0 || sx >= r->w) return 0.0f;
+  const uint8_t *img = r->images + (size_t)r->idx[i] * r->h * r->w * r->c;
+  return (img[((size_t)sy * r->w + sx) * r->c + ch] / 255.0f - r->mean[ch]) / r->std[ch];
+}
+
+/* Element e of the batch x (n, h, w, c); with mix, image i is
+ * lam * itself + (1 - lam) * image n-1-i. */
+RN_HD float rn_render_element(const rn_render *r, size_t e) {
+  int ch = (int)(e % r->c);
+  size_t p = e / r->c;
+  int x = (int)(p % r->w), y = (int)(p / r->w % r->h), i = (int)(p / r->w / r->h);
+  float v = rn_render_pixel(r, i, y, x, ch);
+  return r->mix ? r->lam * v + (1 - r->lam) * rn_render_pixel(r, r->n - 1 - i, y, x, ch) : v;
+}
 
 /* One momentum-SGD update: v = momentum * v + g + wd * p, then p -= lr * v. */
 RN_HD void rn_sgd_element(float *p, float g, float *v, float lr, float momentum, float wd) {

@@ -272,8 +272,8 @@ static int benchmark(const options *o, const rn_data *d, rn_trainer *t, rn_error
   for (int i = 0; i < n; i++) idx[i] = i % d->train.count;
   for (int step = 0; step < 2 + o->benchmark; step++) {
     if (step == 2) t0 = rn_seconds(), lib0 = t->model.library_seconds;
-    rn_make_batch(d, &d->train, idx, n, &t->aug, &t->rng, t->x, t->targets, t->labels);
-    if (rn_train_step(t, n, &loss, &correct, err)) return free(idx), -1;
+    if (rn_load_batch(t, d, &d->train, idx, n, 1, err) || rn_train_step(t, n, &loss, &correct, err))
+      return free(idx), -1;
   }
   free(idx);
   rn_model *m = &t->model;

@@ -346,7 +346,7 @@ static int run_op(rn_model *m, const rn_op *op, int backward, int train, rn_erro
 int rn_forward(rn_model *m, const float *x, int n, int train, rn_error *err) {
   if (rn_model_shapes(m, n, err)) return -1;
   rn_tensor *in = &m->tensors[0];
-  m->be->to_device(in->data, x, (size_t)n * in->shape.h * in->shape.w * in->shape.c);
+  if (x) m->be->to_device(in->data, x, (size_t)n * in->shape.h * in->shape.w * in->shape.c);
   for (int i = 0; i < m->nops; i++)
     if (run_op(m, &m->ops[i], 0, train, err)) return -1;
   return 0;

@@ -72,11 +72,28 @@ typedef struct rn_augment {
   float smoothing; /* label smoothing */
 } rn_augment;
 
-/* Fills x (n, h, w, c) normalized, targets (n, classes) soft labels and
- * labels (n, the image's own label) for the images idx[0..n). With aug ==
+/* A batch's random choices, drawn on the host so that every device makes
+ * the same batch: image idx[i] shifted by (dy[i], dx[i]) (zero padding),
+ * mirrored when flip[i]; with mix, image i becomes lam * itself +
+ * (1 - lam) * image n-1-i. The arrays hold `cap` entries. */
+typedef struct rn_batch_plan {
+  int n, cap, mix;
+  float lam;
+  int *idx, *dy, *dx, *flip;
+} rn_batch_plan;
+int rn_batch_plan_init(rn_batch_plan *p, int cap);
+void rn_batch_plan_free(rn_batch_plan *p);
+
+/* Plans the batch of images idx[0..n) (n <= p->cap) and fills targets (n,
+ * classes) soft labels and labels (n, each image's own label). With aug ==
  * NULL: no augmentation, no mixup, no smoothing (evaluation). */
-void rn_make_batch(const rn_data *d, const rn_dataset *s, const int *idx, int n,
-                   const rn_augment *aug, rn_rng *rng, float *x, float *targets, int *labels);
+void rn_plan_batch(const rn_dataset *s, const int *idx, int n, const rn_augment *aug, rn_rng *rng,
+                   rn_batch_plan *p, float *targets, int *labels);
+/* x (n, h, w, c) on the host from a plan (elements.h's rn_render_element). */
+void rn_render_batch(const rn_data *d, const rn_dataset *s, const rn_batch_plan *p, float *x);
+/* Plan and render in one call, on the host; -1 when out of memory. */
+int rn_make_batch(const rn_data *d, const rn_dataset *s, const int *idx, int n, const rn_augment *aug,
+                  rn_rng *rng, float *x, float *targets, int *labels);
 
 /* ------------------------------------------------------------------ model */
 
@@ -162,7 +179,9 @@ int rn_model_create(rn_model *m, const rn_config *cfg, const struct rn_backend *
 void rn_model_destroy(rn_model *m);
 /* Sizes of every tensor for a batch of n from the current strides. */
 int rn_model_shapes(rn_model *m, int n, rn_error *err);
-/* Runs the network on x (n, in_h, in_w, in_c); logits in m->tensors[m->logits]. */
+/* Runs the network on x (n, in_h, in_w, in_c), a host array, or with x NULL
+ * on the batch already in m->tensors[0] (rn_load_batch); logits in
+ * m->tensors[m->logits]. */
 int rn_forward(rn_model *m, const float *x, int n, int train, rn_error *err);
 /* Softmax cross-entropy of the logits against soft targets (n, classes),
  * mean over the batch; writes dL/dlogits when grad is set; *correct counts
@@ -212,6 +231,8 @@ typedef struct rn_trainer {
   rn_rng rng;
   float *x, *targets; /* one batch, host */
   int *labels, *order;
+  rn_batch_plan plan;
+  int loaded;         /* images of the batch rn_load_batch put on the device (0: use x) */
 } rn_trainer;
 
 typedef struct rn_epoch_stats {
@@ -224,7 +245,13 @@ typedef void (*rn_progress_fn)(void *user, int done, int total, double loss, dou
 int rn_trainer_init(rn_trainer *t, const rn_config *cfg, const struct rn_backend *be,
                     int threads, uint64_t seed, int batch, rn_error *err);
 void rn_trainer_free(rn_trainer *t);
-/* One optimizer step on the batch in t->x/t->targets/t->labels (n images). */
+/* The batch of images idx[0..n) of s, augmented with t->aug when augment,
+ * rendered straight into the model's input by the backend (the dataset kept
+ * on the device where it fits); targets and labels in t. */
+int rn_load_batch(rn_trainer *t, const rn_data *d, const rn_dataset *s, const int *idx, int n, int augment,
+                  rn_error *err);
+/* One optimizer step on the loaded batch, or else on t->x, with
+ * t->targets/t->labels (n images). */
 int rn_train_step(rn_trainer *t, int n, double *loss, int *correct, rn_error *err);
 int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, void *user,
                    rn_epoch_stats *out, rn_error *err);

@@ -18,7 +18,7 @@ int rn_trainer_init(rn_trainer *t, const rn_config *cfg, const rn_backend *be, i
   t->x = malloc(sizeof(float) * (size_t)batch * cfg->in_h * cfg->in_w * cfg->in_c);
   t->targets = malloc(sizeof(float) * (size_t)batch * cfg->classes);
   t->labels = malloc(sizeof(int) * (size_t)batch);
-  if (!t->x || !t->targets || !t->labels) {
+  if (!t->x || !t->targets || !t->labels || rn_batch_plan_init(&t->plan, batch)) {
     rn_trainer_free(t);
     return rn_fail(err, "out of memory for a batch of %d", batch);
   }
@@ -31,12 +31,26 @@ void rn_trainer_free(rn_trainer *t) {
   free(t->targets);
   free(t->labels);
   free(t->order);
+  rn_batch_plan_free(&t->plan);
   memset(t, 0, sizeof *t);
+}
+
+int rn_load_batch(rn_trainer *t, const rn_data *d, const rn_dataset *s, const int *idx, int n, int augment,
+                  rn_error *err) {
+  rn_model *m = &t->model;
+  t->loaded = 0;
+  if (n > t->batch) return rn_fail(err, "a batch of %d images: the trainer holds %d", n, t->batch);
+  rn_plan_batch(s, idx, n, augment ? &t->aug : NULL, &t->rng, &t->plan, t->targets, t->labels);
+  if (rn_model_shapes(m, n, err) || m->be->load_batch(m, d, s, &t->plan, t->x, err)) return -1;
+  t->loaded = n;
+  return 0;
 }
 
 int rn_train_step(rn_trainer *t, int n, double *loss, int *correct, rn_error *err) {
   rn_model *m = &t->model;
-  if (rn_forward(m, t->x, n, 1, err)) return -1;
+  int loaded = t->loaded == n;
+  t->loaded = 0;
+  if (rn_forward(m, loaded ? NULL : t->x, n, 1, err)) return -1;
   double l = rn_loss(m, t->targets, t->labels, n, 1, correct);
   if (rn_backward(m, err)) return -1;
   l += rn_regularizer(m, t->lambda, 1);
@@ -70,8 +84,8 @@ int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, voi
   for (int done = 0; done < s->count;) {
     int n = s->count - done < t->batch ? s->count - done : t->batch, correct = 0;
     double loss;
-    rn_make_batch(d, s, t->order + done, n, &t->aug, &t->rng, t->x, t->targets, t->labels);
-    if (rn_train_step(t, n, &loss, &correct, err)) return -1;
+    if (rn_load_batch(t, d, s, t->order + done, n, 1, err) || rn_train_step(t, n, &loss, &correct, err))
+      return -1;
     done += n;
     sum += loss * n;
     hits += correct;
@@ -93,8 +107,9 @@ int rn_evaluate(rn_trainer *t, const rn_data *d, const rn_dataset *s, double *ac
   for (int done = 0; done < s->count;) {
     int n = s->count - done < t->batch ? s->count - done : t->batch, correct = 0;
     for (int i = 0; i < n; i++) idx[i] = done + i;
-    rn_make_batch(d, s, idx, n, NULL, NULL, t->x, t->targets, t->labels);
-    if (rn_forward(&t->model, t->x, n, 0, err)) return free(idx), -1;
+    int rc = rn_load_batch(t, d, s, idx, n, 0, err) || rn_forward(&t->model, NULL, n, 0, err);
+    t->loaded = 0; /* used: a later step must not take it again */
+    if (rc) return free(idx), -1;
     sum += rn_loss(&t->model, t->targets, t->labels, n, 0, &correct) * n;
     hits += correct;
     done += n;

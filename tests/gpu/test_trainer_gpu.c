@@ -1,6 +1,7 @@
 /* The trainer's CUDA backend against its CPU backend: one training step
- * from the same checkpoint gives the same loss, gradients, weights, batch-
- * norm running statistics and strides on both devices (float32
+ * from the same checkpoint gives the same augmented batch (rendered on the
+ * GPU from the dataset kept there), loss, gradients, weights, batch-norm
+ * running statistics and strides on both devices (float32
  * tolerances; TF32 off), in every downsampling mode; and a short run on the
  * GPU learns. Without a usable CUDA device the suite says it is skipped and
  * passes, unless DS_REQUIRE_GPU=1 (make check-gpu). */
@@ -29,7 +30,7 @@ static rn_trainer *new_trainer(const rn_config *cfg, const rn_backend *be, int b
   rn_error err = {{0}};
   ck_assert_msg(rn_trainer_init(t, cfg, be, 2, 5, batch, &err) == 0, "%s: %s", be->name, err.msg);
   ck_assert_int_eq(rn_schedule_parse(&t->schedule, "0.05", &err), 0);
-  t->aug = (rn_augment){2, 1, 0.0f, 0.1f};
+  t->aug = (rn_augment){2, 1, 0.3f, 0.1f};
   return t;
 }
 
@@ -86,11 +87,13 @@ START_TEST(gpu_step_equals_cpu_step) {
   ck_assert_msg(rn_checkpoint_load(gpu, path, &err) == 0, "%s", err.msg);
   unlink(path);
   rn_trainer *both[2] = {cpu, gpu};
-  for (int k = 0; k < 2; k++) {
-    rn_trainer *t = both[k];
-    rn_make_batch(&d, &d.train, idx, 16, &t->aug, &t->rng, t->x, t->targets, t->labels);
-    ck_assert_msg(rn_train_step(t, 16, &loss[k], &correct, &err) == 0, "%s", err.msg);
-  }
+  for (int k = 0; k < 2; k++) /* the GPU renders its batch from the dataset it keeps */
+    ck_assert_msg(rn_load_batch(both[k], &d, &d.train, idx, 16, 1, &err) == 0, "%s", err.msg);
+  size_t in = (size_t)16 * cfg.in_h * cfg.in_w * cfg.in_c;
+  expect_same(&gpu->model, gpu->model.tensors[0].data, &cpu->model, cpu->model.tensors[0].data, in, 1e-6,
+              "augmented batches");
+  for (int k = 0; k < 2; k++)
+    ck_assert_msg(rn_train_step(both[k], 16, &loss[k], &correct, &err) == 0, "%s", err.msg);
   ck_assert_msg(fabs(loss[1] - loss[0]) < 1e-4 * fabs(loss[0]), "loss %.8f on the GPU, %.8f on the CPU", loss[1],
                 loss[0]);
   rn_model *g = &gpu->model, *c = &cpu->model;

@@ -486,6 +486,60 @@ START_TEST(batches_normalize_smooth_and_mix) {
 }
 END_TEST
 
+/* The pixel a plan asks for, written out independently: image idx[i]
+ * shifted by (dy, dx) with zeros outside, mirrored, normalized. */
+static float planned_pixel(const rn_data *d, const rn_batch_plan *p, int i, int y, int x, int ch) {
+  const rn_dataset *s = &d->train;
+  int sx = p->flip[i] ? s->w - 1 - x : x;
+  sx += p->dx[i];
+  int sy = y + p->dy[i];
+  if (sy < 0 || sy >= s->h || sx < 0 || sx >= s->w) return 0.0f;
+  int v = s->images[(((size_t)p->idx[i] * s->h + sy) * s->w + sx) * s->c + ch];
+  return (v / 255.0f - d->mean[ch]) / d->std[ch];
+}
+
+/* Crops, flips and mixup as planned; the CPU backend's rn_load_batch puts
+ * the same batch in the model's input as rn_make_batch makes on the host. */
+START_TEST(planned_batches_render_the_plan) {
+  rn_data d;
+  rn_error err = {{0}};
+  ck_assert_int_eq(rn_data_load(&d, "synthetic:16x16x2:3", &err), 0);
+  enum { N = 5, PIX = 16 * 16 * 2 };
+  int idx[N] = {3, 0, 7, 1, 9}, labels[N], flips = 0, shifts = 0;
+  float x[N * PIX], t[N * 3];
+  rn_augment aug = {2, 1, 0.4f, 0.1f};
+  rn_rng rng;
+  rn_rng_seed(&rng, 4);
+  rn_batch_plan p;
+  ck_assert_int_eq(rn_batch_plan_init(&p, N), 0);
+  rn_plan_batch(&d.train, idx, N, &aug, &rng, &p, t, labels);
+  rn_render_batch(&d, &d.train, &p, x);
+  ck_assert(p.mix && p.lam > 0.0f && p.lam < 1.0f);
+  for (int i = 0; i < N; i++) {
+    flips += p.flip[i], shifts += p.dy[i] != 0 || p.dx[i] != 0;
+    for (int e = 0; e < PIX; e++) {
+      int ch = e % 2, xx = e / 2 % 16, y = e / 32;
+      float want = p.lam * planned_pixel(&d, &p, i, y, xx, ch) + (1 - p.lam) * planned_pixel(&d, &p, N - 1 - i, y, xx, ch);
+      ck_assert_msg(fabsf(x[i * PIX + e] - want) <= 1e-5f * (1 + fabsf(want)), "image %d element %d", i, e);
+    }
+  }
+  ck_assert(flips > 0 && flips < N && shifts > 0);
+  rn_config cfg = tiny(RN_STRIDED);
+  rn_trainer *tr = new_trainer(&cfg, 1, N);
+  tr->aug = aug;
+  rn_rng_seed(&tr->rng, 4);
+  ck_assert_msg(rn_load_batch(tr, &d, &d.train, idx, N, 1, &err) == 0, "%s", err.msg);
+  ck_assert_int_eq(tr->loaded, N);
+  ck_assert_mem_eq(tr->model.tensors[0].data, x, sizeof x);
+  ck_assert_mem_eq(tr->targets, t, sizeof t);
+  ck_assert_int_eq(rn_load_batch(tr, &d, &d.train, idx, N + 1, 1, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "holds 5"));
+  free_trainer(tr);
+  rn_batch_plan_free(&p);
+  rn_data_free(&d);
+}
+END_TEST
+
 START_TEST(schedule) {
   rn_schedule s;
   rn_error err = {{0}};
@@ -544,6 +598,7 @@ int main(void) {
   tcase_add_test(data, cifar_loader);
   tcase_add_test(data, data_specs);
   tcase_add_test(data, batches_normalize_smooth_and_mix);
+  tcase_add_test(data, planned_batches_render_the_plan);
   tcase_add_test(misc, schedule);
   tcase_add_test(misc, config_errors);
   tcase_add_test(misc, shapes_follow_the_strides);
