@@ -5,7 +5,7 @@ on the same network and batch, for each mode, and prints a markdown table.
     python3 bench/trainer_bench.py [--trainer build/resnet18]
         [--modes strided,spectral,diffstride] [--batch 128] [--size 32]
         [--channels 3] [--width 1.0] [--strides 1,1,2,2,2] [--threads T]
-        [--steps 10] [--warmup 2] [--device cpu|cuda] [--precision fp32|tf32]
+        [--steps 10] [--warmup 2] [--device cpu|cuda] [--precision fp32|tf32|bf16]
 
 Per mode, each in its own process:
     TRAINER --benchmark STEPS --mode MODE --width W --strides S --batch B
@@ -15,8 +15,9 @@ images_per_s, library_ms, library_share (%), peak_rss_mb (device_mb on
 CUDA: device memory the trainer added to the CUDA context's) and sizes, and
     torch_resnet.py --mode MODE (same options, --warmup W)
 whose line starting with 'torch ' gives step_ms, images_per_s, peak_mem_mb
-and sizes. With --device cuda both run on the GPU, --precision tf32 turning
-on TF32 in both (--tf32 for the trainer). "vs strided" columns divide by the strided row of the same
+and sizes. With --device cuda both run on the GPU, at the same --precision
+(tf32: TF32 tensor cores; bf16: bf16 convolutions, float32 master weights,
+the pooling layers in float32). "vs strided" columns divide by the strided row of the same
 program (when strided is among --modes). When the trainer is missing or
 torch cannot be imported, it says so and prints the other side alone.
 """
@@ -56,8 +57,8 @@ def trainer_command(args, mode):
     return [args.trainer, "--benchmark", str(args.steps), "--mode", mode,
             "--width", f"{args.width:g}", "--strides", args.strides, "--batch", str(args.batch),
             "--data", f"synthetic:{args.size}x{args.size}x{args.channels}",
-            "--threads", str(args.threads), "--device", args.device] + \
-        (["--tf32"] if args.precision == "tf32" else [])
+            "--threads", str(args.threads), "--device", args.device,
+            "--precision", args.precision]
 
 
 def torch_command(args, mode):
@@ -169,11 +170,11 @@ def parse_args():
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (torch)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "tf32"), default="fp32",
-                        help="tf32: TF32 convolutions and GEMMs (CUDA only)")
+    parser.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                        help="tf32, bf16: CUDA only")
     args = parser.parse_args()
-    if args.precision == "tf32" and args.device != "cuda":
-        parser.error("--precision tf32 is a CUDA setting")
+    if args.precision != "fp32" and args.device != "cuda":
+        parser.error(f"--precision {args.precision} is a CUDA setting")
     args.modes = args.modes.split(",")
     if any(mode not in MODES for mode in args.modes):
         parser.error(f"--modes: each of {', '.join(MODES)}")

@@ -31,8 +31,8 @@ typedef struct rn_backend {
   void (*accumulate)(rn_model *m, float *dst, const float *src, size_t count);
   /* Returns when the work queued so far is done (for timing). */
   void (*sync)(rn_model *m);
-  /* TF32 tensor-core math in convolutions and GEMMs: 1 on, 0 off (default). */
-  int (*set_tf32)(rn_model *m, int on, rn_error *err);
+  /* The precision of convolutions and GEMMs (RN_FP32 until set). */
+  int (*set_precision)(rn_model *m, rn_precision p, rn_error *err);
   /* Device memory the process holds (MB), or -1 where the RSS says it. */
   double (*device_mb)(rn_model *m);
   rn_op_fn forward[OP_DENSE + 1];

@@ -535,9 +535,9 @@ static void cpu_accumulate(rn_model *m, float *dst, const float *src, size_t cou
 
 static void cpu_sync(rn_model *m) { (void)m; }
 
-static int cpu_set_tf32(rn_model *m, int on, rn_error *err) {
+static int cpu_set_precision(rn_model *m, rn_precision p, rn_error *err) {
   (void)m;
-  return on ? rn_fail(err, "TF32: the CPU backend computes in float32 only") : 0;
+  return p == RN_FP32 ? 0 : rn_fail(err, "--precision %s: the CPU backend computes in fp32 only", rn_precision_name(p));
 }
 
 static double cpu_device_mb(rn_model *m) {
@@ -557,7 +557,7 @@ const rn_backend rn_cpu_backend = {
     cpu_sgd,
     cpu_accumulate,
     cpu_sync,
-    cpu_set_tf32,
+    cpu_set_precision,
     cpu_device_mb,
     {conv_forward, bnrelu_forward, rn_pool_forward, add_forward, gap_forward, dense_forward},
     {conv_backward, bnrelu_backward, rn_pool_backward, add_backward, gap_backward, dense_backward},

@@ -1,5 +1,6 @@
-/* The CUDA backend: convolutions and batch norm through cuDNN (NHWC, float32,
- * algorithms found once per shape), the dense layer through cuBLAS, ReLU,
+/* The CUDA backend: convolutions and batch norm through cuDNN (NHWC; float32,
+ * TF32 or bf16 convolutions with float32 master weights; algorithms found
+ * once per shape), the dense layer through cuBLAS, ReLU,
  * residual adds, global average pooling and the SGD update in small kernels
  * built from the shared per-element functions (elements.h), DiffStride and
  * spectral pooling through libdiffstride's CUDA path (pool.c) on the same
@@ -7,6 +8,7 @@
  * core reads something back (the logits for the loss, the strides'
  * gradients, the timing of the library calls). */
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <stdlib.h>
@@ -18,13 +20,17 @@ extern "C" {
 #include "elements.h"
 
 enum { BLOCK = 256, CONV_PLANS = 64 };
+/* bf16 copies a convolution works on: its input, its weights, its output
+ * or output gradient, and a gradient it produces. */
+enum { B_X, B_W, B_Y, B_GRAD, B_COUNT };
+typedef __nv_bfloat16 bf16;
 static const size_t max_grid = 4096; /* blocks of a grid-stride loop */
 
 /* One convolution shape: its cuDNN descriptors and the algorithms found for
- * it. The key is (n, h, w, cin, cout, k, stride): a learned stride that
- * changes a feature-map size makes a new plan. */
+ * it. The key is (n, h, w, cin, cout, k, stride, precision): a learned
+ * stride that changes a feature-map size makes a new plan. */
 typedef struct conv_plan {
-  int key[7];
+  int key[8];
   cudnnTensorDescriptor_t x, y;
   cudnnFilterDescriptor_t w;
   cudnnConvolutionDescriptor_t conv;
@@ -38,7 +44,7 @@ typedef struct cuda_exec {
   cudaStream_t stream;
   cudnnHandle_t dnn;
   cublasHandle_t blas;
-  int tf32;
+  rn_precision precision;
   conv_plan plans[CONV_PLANS];
   int nplans;
   unsigned long long clock;
@@ -46,6 +52,8 @@ typedef struct cuda_exec {
   size_t work_bytes;
   float *dz; /* a BN+ReLU layer's gradient through the ReLU */
   size_t dz_cap;
+  bf16 *b16[B_COUNT]; /* bf16 precision: a convolution's operands */
+  size_t b16_bytes[B_COUNT];
   size_t baseline; /* device bytes in use once the CUDA context exists */
   struct {          /* datasets kept on the device (training and test set) */
     const uint8_t *host;
@@ -55,6 +63,7 @@ typedef struct cuda_exec {
   } sets[2];
   int *plan, *staged; /* a batch plan's four arrays: device, pinned host */
   size_t plan_cap;
+  cudaEvent_t staged_free; /* recorded after the copy out of staged */
 } cuda_exec;
 
 static const float one = 1.0f, zero = 0.0f;
@@ -87,6 +96,15 @@ static int launched(rn_error *err, const char *what) {
 /* x (n, h, w, c): the planned batch, from the dataset on the device. */
 __global__ void render_kernel(rn_render r, float *x, size_t count) {
   FOR_EACH(e, count) x[e] = rn_render_element(&r, e);
+}
+
+__global__ void to_bf16_kernel(const float *src, bf16 *dst, size_t count) {
+  FOR_EACH(i, count) dst[i] = __float2bfloat16(src[i]);
+}
+
+/* dst = src, or dst += src when acc. */
+__global__ void from_bf16_kernel(const bf16 *src, float *dst, size_t count, int acc) {
+  FOR_EACH(i, count) dst[i] = (acc ? dst[i] : 0.0f) + __bfloat162float(src[i]);
 }
 
 __global__ void relu_kernel(float *y, size_t count) {
@@ -195,20 +213,23 @@ static void cuda_fini(rn_model *m) {
   if (ex->blas) cublasDestroy(ex->blas);
   cudaFree(ex->work);
   cudaFree(ex->dz);
+  for (int i = 0; i < B_COUNT; i++) cudaFree(ex->b16[i]);
   for (int i = 0; i < 2; i++) cudaFree(ex->sets[i].dev);
   cudaFree(ex->plan);
   cudaFreeHost(ex->staged);
+  if (ex->staged_free) cudaEventDestroy(ex->staged_free);
   if (ex->stream) cudaStreamDestroy(ex->stream);
   free(ex);
   m->exec = NULL, m->ds = NULL;
 }
 
-/* TF32 on: tensor-core math in cuDNN and cuBLAS; off: strict float32. */
-static int cuda_set_tf32(rn_model *m, int on, rn_error *err) {
+/* fp32: strict float32 everywhere; tf32: tensor-core math in cuDNN and
+ * cuBLAS; bf16: convolutions on bf16 copies of their operands (tensor
+ * cores, float32 accumulation), the dense layer in float32. */
+static int cuda_set_precision(rn_model *m, rn_precision p, rn_error *err) {
   cuda_exec *ex = exec_of(m);
-  ex->tf32 = on;
-  for (int i = 0; i < ex->nplans; i++) ex->plans[i].key[0] = -1; /* found again under the new math */
-  cublasStatus_t s = cublasSetMathMode(ex->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  ex->precision = p; /* plans are keyed by precision: new ones get found */
+  cublasStatus_t s = cublasSetMathMode(ex->blas, p == RN_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
   return s == CUBLAS_STATUS_SUCCESS ? 0 : rn_fail(err, "cublasSetMathMode failed (%d)", (int)s);
 }
 
@@ -222,8 +243,9 @@ static int cuda_init(rn_model *m, int threads, rn_error *err) {
   cuda_exec *ex = (cuda_exec *)calloc(1, sizeof *ex);
   if (!ex) return rn_fail(err, "out of memory");
   m->exec = ex;
-  if ((e = cudaStreamCreate(&ex->stream)) != cudaSuccess)
-    return cuda_fini(m), cuda_error(err, "cudaStreamCreate", e);
+  if ((e = cudaStreamCreate(&ex->stream)) != cudaSuccess ||
+      (e = cudaEventCreateWithFlags(&ex->staged_free, cudaEventDisableTiming)) != cudaSuccess)
+    return cuda_fini(m), cuda_error(err, "CUDA stream and event", e);
   size_t free_bytes = 0, total = 0;
   if (cudaMemGetInfo(&free_bytes, &total) == cudaSuccess) ex->baseline = total - free_bytes;
   cudnnStatus_t s = cudnnCreate(&ex->dnn);
@@ -235,7 +257,7 @@ static int cuda_init(rn_model *m, int threads, rn_error *err) {
   if (ds_context_create(DS_DEVICE_CUDA, &m->ds) != DS_OK ||
       ds_context_set_stream(m->ds, ex->stream) != DS_OK)
     return cuda_fini(m), rn_fail(err, "libdiffstride CUDA context: %s", ds_last_error());
-  if (cuda_set_tf32(m, 0, err)) return cuda_fini(m), -1;
+  if (cuda_set_precision(m, RN_FP32, err)) return cuda_fini(m), -1;
   return 0;
 }
 
@@ -254,21 +276,23 @@ static double cuda_device_mb(rn_model *m) {
 
 /* ------------------------------------------------------------ convolution */
 
-/* An NHWC float tensor descriptor of shape s. */
-static cudnnStatus_t nhwc(cudnnTensorDescriptor_t *d, const rn_shape *s) {
+/* An NHWC tensor descriptor of shape s and element type t. */
+static cudnnStatus_t nhwc(cudnnTensorDescriptor_t *d, const rn_shape *s, cudnnDataType_t t) {
   cudnnStatus_t st = cudnnCreateTensorDescriptor(d);
   if (st != CUDNN_STATUS_SUCCESS) return st;
-  return cudnnSetTensor4dDescriptor(*d, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n, s->c, s->h, s->w);
+  return cudnnSetTensor4dDescriptor(*d, CUDNN_TENSOR_NHWC, t, s->n, s->c, s->h, s->w);
 }
 
-/* Descriptors of op: x (n, h, w, cin), w (cout, k, k, cin) as KRSC, pad k/2. */
-static cudnnStatus_t describe(const rn_model *m, const rn_op *op, conv_plan *p) {
+/* Descriptors of op: x (n, h, w, cin), w (cout, k, k, cin) as KRSC, pad k/2;
+ * float32 or bf16 data, float32 arithmetic. */
+static cudnnStatus_t describe(const rn_model *m, const rn_op *op, rn_precision precision, conv_plan *p) {
   const rn_shape *x = &m->tensors[op->in].shape, *y = &m->tensors[op->out].shape;
-  cudnnStatus_t st = nhwc(&p->x, x);
-  if (st == CUDNN_STATUS_SUCCESS) st = nhwc(&p->y, y);
+  cudnnDataType_t t = precision == RN_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  cudnnStatus_t st = nhwc(&p->x, x, t);
+  if (st == CUDNN_STATUS_SUCCESS) st = nhwc(&p->y, y, t);
   if (st == CUDNN_STATUS_SUCCESS) st = cudnnCreateFilterDescriptor(&p->w);
   if (st == CUDNN_STATUS_SUCCESS)
-    st = cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, op->cout, x->c, op->k, op->k);
+    st = cudnnSetFilter4dDescriptor(p->w, t, CUDNN_TENSOR_NHWC, op->cout, x->c, op->k, op->k);
   if (st == CUDNN_STATUS_SUCCESS) st = cudnnCreateConvolutionDescriptor(&p->conv);
   if (st == CUDNN_STATUS_SUCCESS)
     st = cudnnSetConvolution2dDescriptor(p->conv, op->k / 2, op->k / 2, op->stride, op->stride, 1, 1,
@@ -277,13 +301,14 @@ static cudnnStatus_t describe(const rn_model *m, const rn_op *op, conv_plan *p) 
 }
 
 /* The fastest algorithm of each pass that cuDNN finds (it times them), and
- * the workspace the three need. TF32 off keeps to FMA math. */
+ * the workspace the three need. fp32 keeps to FMA math (no tensor cores). */
 static cudnnStatus_t find_algorithms(cuda_exec *ex, conv_plan *p, size_t *work) {
   cudnnConvolutionFwdAlgoPerf_t f[8];
   cudnnConvolutionBwdDataAlgoPerf_t d[8];
   cudnnConvolutionBwdFilterAlgoPerf_t w[8];
   int nf = 0, nd = 0, nw = 0;
-  cudnnStatus_t st = cudnnSetConvolutionMathType(p->conv, ex->tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH);
+  cudnnStatus_t st =
+      cudnnSetConvolutionMathType(p->conv, ex->precision == RN_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH);
   if (st == CUDNN_STATUS_SUCCESS) st = cudnnFindConvolutionForwardAlgorithm(ex->dnn, p->x, p->w, p->conv, p->y, 8, &nf, f);
   if (st == CUDNN_STATUS_SUCCESS)
     st = cudnnFindConvolutionBackwardDataAlgorithm(ex->dnn, p->w, p->y, p->conv, p->x, 8, &nd, d);
@@ -306,7 +331,7 @@ static cudnnStatus_t find_algorithms(cuda_exec *ex, conv_plan *p, size_t *work) 
 static conv_plan *plan_for(rn_model *m, const rn_op *op, rn_error *err) {
   cuda_exec *ex = exec_of(m);
   const rn_shape *x = &m->tensors[op->in].shape;
-  int key[7] = {x->n, x->h, x->w, x->c, op->cout, op->k, op->stride}, slot = 0;
+  int key[8] = {x->n, x->h, x->w, x->c, op->cout, op->k, op->stride, (int)ex->precision}, slot = 0;
   for (int i = 0; i < ex->nplans; i++)
     if (!memcmp(ex->plans[i].key, key, sizeof key)) return ex->plans[i].used = ++ex->clock, &ex->plans[i];
   if (ex->nplans < CONV_PLANS) slot = ex->nplans++;
@@ -316,7 +341,7 @@ static conv_plan *plan_for(rn_model *m, const rn_op *op, rn_error *err) {
   destroy_plan(p);
   memset(p, 0, sizeof *p);
   size_t work = 0;
-  cudnnStatus_t st = describe(m, op, p);
+  cudnnStatus_t st = describe(m, op, ex->precision, p);
   if (st == CUDNN_STATUS_SUCCESS) st = find_algorithms(ex, p, &work);
   if (st != CUDNN_STATUS_SUCCESS) return p->key[0] = -1, dnn_error(err, "convolution plan", st), (conv_plan *)NULL;
   if (grow(ex, &ex->work, &ex->work_bytes, work, err)) return p->key[0] = -1, (conv_plan *)NULL;
@@ -325,32 +350,84 @@ static conv_plan *plan_for(rn_model *m, const rn_op *op, rn_error *err) {
   return p;
 }
 
+/* bf16 buffer `slot`, grown to count elements; NULL after an error. */
+static bf16 *b16_buffer(cuda_exec *ex, int slot, size_t count, rn_error *err) {
+  if (grow(ex, (void **)&ex->b16[slot], &ex->b16_bytes[slot], count * sizeof(bf16), err)) return NULL;
+  return ex->b16[slot];
+}
+
+/* src (count floats) rounded to bf16 in buffer `slot`. */
+static const bf16 *b16_copy(cuda_exec *ex, int slot, const float *src, size_t count, rn_error *err) {
+  bf16 *dst = b16_buffer(ex, slot, count, err);
+  if (!dst) return NULL;
+  to_bf16_kernel<<<grid(count), BLOCK, 0, ex->stream>>>(src, dst, count);
+  return launched(err, "bf16 copy") ? NULL : dst;
+}
+
+/* dst = src (or dst += src with acc), from bf16 to float. */
+static int from_b16(cuda_exec *ex, const bf16 *src, float *dst, size_t count, int acc, rn_error *err) {
+  from_bf16_kernel<<<grid(count), BLOCK, 0, ex->stream>>>(src, dst, count, acc);
+  return launched(err, "bf16 result");
+}
+
+/* A convolution's operands in the plan's precision: the float32 tensors
+ * themselves, or (bf16) copies of x, w and y or dy. */
+typedef struct conv_args {
+  const void *x, *w, *y_in; /* y_in: dy (backward) */
+  void *y_out;              /* forward output */
+  size_t nx, nw, ny;
+  int half;
+} conv_args;
+
+static int conv_operands(rn_model *m, const rn_op *op, int backward, conv_args *a, rn_error *err) {
+  cuda_exec *ex = exec_of(m);
+  const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
+  a->nx = numel(&x->shape), a->ny = numel(&y->shape);
+  a->nw = (size_t)op->cout * op->k * op->k * x->shape.c;
+  a->half = ex->precision == RN_BF16;
+  a->x = x->data, a->w = m->params + op->param, a->y_in = y->grad, a->y_out = y->data;
+  if (!a->half) return 0;
+  a->x = b16_copy(ex, B_X, x->data, a->nx, err);
+  a->w = a->x ? b16_copy(ex, B_W, m->params + op->param, a->nw, err) : NULL;
+  if (backward) a->y_in = a->w ? b16_copy(ex, B_Y, y->grad, a->ny, err) : NULL;
+  else a->y_out = a->w ? b16_buffer(ex, B_Y, a->ny, err) : NULL;
+  return (backward ? a->y_in : a->y_out) ? 0 : -1;
+}
+
 static int conv_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   (void)train;
   cuda_exec *ex = exec_of(m);
   conv_plan *p = plan_for(m, op, err);
-  if (!p) return -1;
-  cudnnStatus_t st = cudnnConvolutionForward(ex->dnn, &one, p->x, m->tensors[op->in].data, p->w,
-                                             m->params + op->param, p->conv, p->fwd, ex->work,
-                                             ex->work_bytes, &zero, p->y, m->tensors[op->out].data);
-  return st == CUDNN_STATUS_SUCCESS ? 0 : dnn_error(err, "convolution forward", st);
+  conv_args a;
+  if (!p || conv_operands(m, op, 0, &a, err)) return -1;
+  cudnnStatus_t st = cudnnConvolutionForward(ex->dnn, &one, p->x, a.x, p->w, a.w, p->conv, p->fwd, ex->work,
+                                             ex->work_bytes, &zero, p->y, a.y_out);
+  if (st != CUDNN_STATUS_SUCCESS) return dnn_error(err, "convolution forward", st);
+  return a.half ? from_b16(ex, (const bf16 *)a.y_out, m->tensors[op->out].data, a.ny, 0, err) : 0;
 }
 
-/* dw into the gradients; dx written or added (acc_in) when x needs it. */
+/* dw into the gradients; dx written or added (acc_in) when x needs it. In
+ * bf16 both come out in bf16 and are converted (added) to float32. */
 static int conv_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   (void)train;
   cuda_exec *ex = exec_of(m);
   conv_plan *p = plan_for(m, op, err);
-  if (!p) return -1;
-  const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
-  cudnnStatus_t st = cudnnConvolutionBackwardFilter(ex->dnn, &one, p->x, x->data, p->y, y->grad, p->conv,
-                                                    p->bwd_filter, ex->work, ex->work_bytes, &zero, p->w,
-                                                    m->grads + op->param);
-  if (st == CUDNN_STATUS_SUCCESS && x->needs_grad)
-    st = cudnnConvolutionBackwardData(ex->dnn, &one, p->w, m->params + op->param, p->y, y->grad, p->conv,
-                                      p->bwd_data, ex->work, ex->work_bytes, op->acc_in ? &one : &zero, p->x,
-                                      x->grad);
-  return st == CUDNN_STATUS_SUCCESS ? 0 : dnn_error(err, "convolution backward", st);
+  conv_args a;
+  if (!p || conv_operands(m, op, 1, &a, err)) return -1;
+  const rn_tensor *x = &m->tensors[op->in];
+  void *grad = a.half ? (void *)b16_buffer(ex, B_GRAD, a.nx > a.nw ? a.nx : a.nw, err) : NULL;
+  if (a.half && !grad) return -1;
+  cudnnStatus_t st = cudnnConvolutionBackwardFilter(ex->dnn, &one, p->x, a.x, p->y, a.y_in, p->conv, p->bwd_filter,
+                                                    ex->work, ex->work_bytes, &zero, p->w,
+                                                    a.half ? grad : (void *)(m->grads + op->param));
+  if (st != CUDNN_STATUS_SUCCESS) return dnn_error(err, "convolution filter gradient", st);
+  if (a.half && from_b16(ex, (const bf16 *)grad, m->grads + op->param, a.nw, 0, err)) return -1;
+  if (!x->needs_grad) return 0;
+  st = cudnnConvolutionBackwardData(ex->dnn, &one, p->w, a.w, p->y, a.y_in, p->conv, p->bwd_data, ex->work,
+                                    ex->work_bytes, op->acc_in && !a.half ? &one : &zero, p->x,
+                                    a.half ? grad : (void *)x->grad);
+  if (st != CUDNN_STATUS_SUCCESS) return dnn_error(err, "convolution data gradient", st);
+  return a.half ? from_b16(ex, (const bf16 *)grad, x->grad, a.nx, op->acc_in, err) : 0;
 }
 
 /* ------------------------------------------------------- batch norm + ReLU */
@@ -359,7 +436,7 @@ static int conv_backward(rn_model *m, const rn_op *op, int train, rn_error *err)
  * be left NULL on failure; destroy_descriptors takes both). */
 static cudnnStatus_t bn_descriptors(const rn_shape *s, cudnnTensorDescriptor_t *x, cudnnTensorDescriptor_t *c) {
   *x = NULL, *c = NULL;
-  cudnnStatus_t st = nhwc(x, s);
+  cudnnStatus_t st = nhwc(x, s, CUDNN_DATA_FLOAT);
   if (st == CUDNN_STATUS_SUCCESS) st = cudnnCreateTensorDescriptor(c);
   if (st == CUDNN_STATUS_SUCCESS) st = cudnnDeriveBNTensorDescriptor(*c, *x, CUDNN_BATCHNORM_SPATIAL);
   return st;
@@ -494,18 +571,21 @@ static int dense_backward(rn_model *m, const rn_op *op, int train, rn_error *err
 /* ------------------------------------------------------------ batches */
 
 /* s's images on the device: uploaded once and kept (two sets, the least
- * recently used replaced) when they take at most half the free memory;
- * NULL when they do not fit. */
+ * recently used replaced) when they take at most half the free memory, the
+ * replaced set's counted as free; NULL when they do not fit (the cached set
+ * stays). Sets are known by their host array and size: the trainer loads
+ * its data once and keeps it. */
 static const uint8_t *device_images(cuda_exec *ex, const rn_dataset *s) {
   size_t bytes = (size_t)s->count * s->h * s->w * s->c, free_bytes = 0, total = 0;
   for (int i = 0; i < 2; i++)
     if (ex->sets[i].host == s->images && ex->sets[i].bytes == bytes) return ex->sets[i].used = ++ex->clock, ex->sets[i].dev;
   int slot = ex->sets[0].used <= ex->sets[1].used ? 0 : 1;
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess || bytes > (free_bytes + ex->sets[slot].bytes) / 2)
+    return NULL;
   cudaStreamSynchronize(ex->stream);
   cudaFree(ex->sets[slot].dev);
   memset(&ex->sets[slot], 0, sizeof ex->sets[slot]);
   void *p = NULL;
-  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess || bytes > free_bytes / 2) return NULL;
   if (cudaMalloc(&p, bytes) != cudaSuccess || cudaMemcpy(p, s->images, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
     cudaFree(p);
     cudaGetLastError(); /* not an error: the batch is then made on the host */
@@ -516,10 +596,9 @@ static const uint8_t *device_images(cuda_exec *ex, const rn_dataset *s) {
   return ex->sets[slot].dev;
 }
 
-/* The plan's arrays to the device through pinned memory, on the stream. The
- * staging buffer is free to reuse: the previous copy from it was queued
- * before the previous forward pass, which the host has waited for (the
- * loss). */
+/* The plan's arrays to the device through pinned memory, on the stream; the
+ * staging buffer is written once the previous copy out of it is done (in a
+ * training loop it is: the host has waited for the loss since). */
 static int upload_plan(cuda_exec *ex, const rn_batch_plan *p, rn_error *err) {
   size_t count = 4 * (size_t)p->n;
   if (count > ex->plan_cap) {
@@ -532,8 +611,10 @@ static int upload_plan(cuda_exec *ex, const rn_batch_plan *p, rn_error *err) {
     ex->plan_cap = count;
   }
   const int *arrays[4] = {p->idx, p->dy, p->dx, p->flip};
+  cudaEventSynchronize(ex->staged_free);
   for (int a = 0; a < 4; a++) memcpy(ex->staged + (size_t)a * p->n, arrays[a], (size_t)p->n * sizeof(int));
   cudaError_t e = cudaMemcpyAsync(ex->plan, ex->staged, count * sizeof(int), cudaMemcpyHostToDevice, ex->stream);
+  if (e == cudaSuccess) e = cudaEventRecord(ex->staged_free, ex->stream);
   return e == cudaSuccess ? 0 : cuda_error(err, "copying the batch plan", e);
 }
 
@@ -581,7 +662,7 @@ extern "C" const rn_backend rn_cuda_backend = {
     cuda_sgd,
     cuda_accumulate,
     cuda_sync,
-    cuda_set_tf32,
+    cuda_set_precision,
     cuda_device_mb,
     {conv_forward, bnrelu_forward, rn_pool_forward, add_forward, gap_forward, dense_forward},
     {conv_backward, bnrelu_backward, rn_pool_backward, add_backward, gap_backward, dense_backward},

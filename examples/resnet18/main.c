@@ -17,7 +17,8 @@
 typedef struct options {
   const char *data, *lr, *out, *resume, *eval, *device;
   rn_config cfg;
-  int epochs, batch, threads, train_subset, test_subset, benchmark, quiet, tf32;
+  int epochs, batch, threads, train_subset, test_subset, benchmark, quiet;
+  rn_precision precision;
   uint64_t seed;
   rn_sgd opt;
   rn_augment aug;
@@ -43,7 +44,8 @@ static void usage(FILE *f) {
           "  --out DIR            log.csv, steps.csv, checkpoint.bin, training.png (default runs/MODE)\n"
           "  --resume CKPT        continue from a checkpoint   --eval CKPT  test accuracy only\n"
           "  --benchmark N        time N training steps and print one 'benchmark' line\n"
-          "  --device cpu|cuda    (default cpu)   --tf32  TF32 convolutions and GEMMs (cuda)\n"
+          "  --device cpu|cuda    (default cpu)\n"
+          "  --precision P        fp32 (default) | tf32 | bf16: convolutions and GEMMs (cuda)\n"
           "  --quiet              no progress bar\n");
 }
 
@@ -109,7 +111,7 @@ static int apply(options *o, int key, const char *v) {
     case 'B': return to_int(v, &o->benchmark, 1);
     case 'D': o->device = v; return 0;
     case 'q': o->quiet = 1; return 0;
-    case 'f': o->tf32 = 1; return 0;
+    case 'P': return rn_precision_parse(v, &o->precision);
     default: return -1;
   }
 }
@@ -123,7 +125,7 @@ static int parse(options *o, int argc, char **argv) {
       {"no-flip", 0, 0, 'F'}, {"train-subset", 1, 0, 'S'}, {"test-subset", 1, 0, 'T'},
       {"threads", 1, 0, 't'}, {"seed", 1, 0, 'r'}, {"out", 1, 0, 'o'}, {"resume", 1, 0, 'c'},
       {"eval", 1, 0, 'v'}, {"benchmark", 1, 0, 'B'}, {"device", 1, 0, 'D'},
-      {"quiet", 0, 0, 'q'}, {"tf32", 0, 0, 'f'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"quiet", 0, 0, 'q'}, {"precision", 1, 0, 'P'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   defaults(o);
   int key;
   while ((key = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -194,7 +196,7 @@ static int setup(const options *o, rn_data *d, rn_trainer *t, rn_error *err) {
   rn_config cfg;
   if (network_config(o, d, &cfg, err) ||
       rn_trainer_init(t, &cfg, be, o->threads, o->seed, o->batch, err) ||
-      (o->tf32 && rn_model_set_tf32(&t->model, 1, err)))
+      rn_model_set_precision(&t->model, o->precision, err))
     return -1;
   t->opt = o->opt;
   t->aug = o->aug;

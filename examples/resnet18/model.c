@@ -408,7 +408,18 @@ double rn_regularizer(rn_model *m, float lambda, int grad) {
   return (double)lambda * j;
 }
 
-int rn_model_set_tf32(rn_model *m, int on, rn_error *err) { return m->be->set_tf32(m, on, err); }
+const char *rn_precision_name(rn_precision p) {
+  static const char *names[] = {"fp32", "tf32", "bf16"};
+  return names[p];
+}
+
+int rn_precision_parse(const char *s, rn_precision *p) {
+  for (int i = RN_FP32; i <= RN_BF16; i++)
+    if (strcmp(s, rn_precision_name((rn_precision)i)) == 0) return *p = (rn_precision)i, 0;
+  return -1;
+}
+
+int rn_model_set_precision(rn_model *m, rn_precision p, rn_error *err) { return m->be->set_precision(m, p, err); }
 
 void rn_store_effective_strides(rn_model *m) {
   if (m->cfg.mode != RN_DIFFSTRIDE) return;

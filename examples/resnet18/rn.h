@@ -192,8 +192,13 @@ double rn_loss(rn_model *m, const float *targets, const int *labels, int n, int 
 int rn_backward(rn_model *m, rn_error *err);
 /* lambda * J(S) over the DiffStride layers, its gradient added to the pools'. */
 double rn_regularizer(rn_model *m, float lambda, int grad);
-/* TF32 math on the device (a CUDA backend; the CPU has none to turn on). */
-int rn_model_set_tf32(rn_model *m, int on, rn_error *err);
+/* The arithmetic of convolutions and GEMMs: float32 (the default, and the
+ * CPU's only one), TF32 tensor cores, or bf16 convolutions with float32
+ * master weights (batch norm, pooling and the loss stay float32). */
+typedef enum rn_precision { RN_FP32 = 0, RN_TF32 = 1, RN_BF16 = 2 } rn_precision;
+const char *rn_precision_name(rn_precision p);
+int rn_precision_parse(const char *s, rn_precision *p);
+int rn_model_set_precision(rn_model *m, rn_precision p, rn_error *err);
 /* Strides of the DiffStride layers raised/clipped as the layer computes with
  * them (the reference stores these back after each step). */
 void rn_store_effective_strides(rn_model *m);

@@ -29,10 +29,11 @@ ds_status ds__cuda_reserve(ds_context *ctx, size_t bytes, size_t count) {
   ds_status st = grow(ctx, &s->buf, &s->buf_bytes, bytes, "spectrum workspace");
   if (st != DS_OK || count <= s->sums_count) return st;
   size_t have = s->sums_count * sizeof(double);
+  s->sums_count = 0; /* until both arrays have the new size: a failure leaves none */
   st = grow(ctx, (void **)&s->sums, &have, count * sizeof(double), "gradient sums");
   if (st != DS_OK) return st;
   cudaFreeHost(s->host_sums);
-  s->sums_count = 0;
+  s->host_sums = NULL;
   if (cudaMallocHost((void **)&s->host_sums, count * sizeof(double)) != cudaSuccess)
     return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "gradient sums: cannot allocate %zu pinned bytes",
                     count * sizeof(double));
@@ -77,7 +78,10 @@ ds_status ds__cuda_plan(ds_context *ctx, cuda_plan_key key, cufftHandle *plan) {
     ds_status st = plan_make(ctx, &key, &p, &work);
     if (st != DS_OK) return st;
     slot = lru_slot(s);
-    if (slot < s->cached) cufftDestroy(s->cache[slot].plan);
+    if (slot < s->cached) { /* the evicted plan may have work queued from a call not synchronized */
+      cudaStreamSynchronize(s->stream);
+      cufftDestroy(s->cache[slot].plan);
+    }
     if (slot == s->cached) s->cached++;
     s->cache[slot].key = key, s->cache[slot].plan = p, s->cache[slot].work = work;
   }

@@ -113,6 +113,41 @@ START_TEST(gpu_step_equals_cpu_step) {
 }
 END_TEST
 
+/* TF32 and bf16 (loop index 0, 1): one GPU step from the CPU's checkpoint
+ * stays close to the CPU's float32 step (the tolerances of 10- and 8-bit
+ * mantissas through a network); the layers' float32 parts (batch norm,
+ * pooling) keep the strides' gradients close too. */
+START_TEST(reduced_precision_step_is_close) {
+  rn_precision prec = _i ? RN_BF16 : RN_TF32;
+  double tol_loss = _i ? 3e-2 : 1e-2, tol_grad = _i ? 0.15 : 5e-2;
+  rn_config cfg = small(RN_DIFFSTRIDE);
+  rn_data d;
+  rn_error err = {{0}};
+  ck_assert_msg(rn_data_load(&d, "synthetic:16x16x3:4", &err) == 0, "%s", err.msg);
+  rn_trainer *cpu = new_trainer(&cfg, &rn_cpu_backend, 16), *gpu = new_trainer(&cfg, &rn_cuda_backend, 16);
+  ck_assert_msg(rn_model_set_precision(&gpu->model, prec, &err) == 0, "%s", err.msg);
+  char path[] = "/tmp/rn_gpu_ckpt_XXXXXX";
+  int fd = mkstemp(path), idx[16], correct;
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  ck_assert_msg(rn_checkpoint_save(cpu, path, &err) == 0 && rn_checkpoint_load(gpu, path, &err) == 0, "%s", err.msg);
+  unlink(path);
+  for (int i = 0; i < 16; i++) idx[i] = 5 * i;
+  rn_trainer *both[2] = {cpu, gpu};
+  double loss[2];
+  for (int k = 0; k < 2; k++)
+    ck_assert_msg(rn_load_batch(both[k], &d, &d.train, idx, 16, 1, &err) == 0 &&
+                      rn_train_step(both[k], 16, &loss[k], &correct, &err) == 0,
+                  "%s", err.msg);
+  ck_assert_msg(fabs(loss[1] - loss[0]) < tol_loss * fabs(loss[0]), "%s: loss %.6f, float32 CPU %.6f",
+                rn_precision_name(prec), loss[1], loss[0]);
+  expect_same(&gpu->model, gpu->model.grads, &cpu->model, cpu->model.grads, cpu->model.nparams, tol_grad,
+              rn_precision_name(prec));
+  free_trainer(cpu), free_trainer(gpu);
+  rn_data_free(&d);
+}
+END_TEST
+
 /* Four epochs of 512 synthetic images on the GPU: the loss falls. */
 START_TEST(gpu_run_learns) {
   rn_config cfg = small(RN_DIFFSTRIDE);
@@ -145,6 +180,7 @@ int main(void) {
   Suite *s = suite_create("trainer_gpu");
   TCase *tc = tcase_create("cuda");
   tcase_add_loop_test(tc, gpu_step_equals_cpu_step, RN_STRIDED, RN_DIFFSTRIDE + 1);
+  tcase_add_loop_test(tc, reduced_precision_step_is_close, 0, 2);
   tcase_add_test(tc, gpu_run_learns);
   tcase_set_timeout(tc, 300);
   suite_add_tcase(s, tc);

@@ -55,7 +55,8 @@ ok fails_with "whole strides" $common --mode strided --strides 1,1,1.5,2,2
 ok fails_with "cannot open" --data cifar10:"$dir/none"
 ok fails_with "trained on 16x16x2 images with 3 classes, not on synthetic" --data synthetic:32x32x3 --eval "$dir/run/checkpoint.bin"
 ok fails_with "--device tpu: expected cpu" --device tpu
-ok fails_with "TF32: the CPU backend computes in float32 only" $common --tf32
+ok fails_with "--precision tf32: the CPU backend computes in fp32 only" $common --precision tf32
+ok fails_with "--precision: bad value 'fp16'" --precision fp16
 ok cuda_runs_or_says_why
 ok fails_with "learning-rate schedule" $common --lr 0.1,5
 echo "cli_test: $((count - fails))/$count passed"
