@@ -190,30 +190,48 @@ START_TEST(test_streams_and_contexts) {
 }
 END_TEST
 
+/* A DiffStride call on device buffers of n x c x 32 x 32, strides 2. */
+typedef struct mem_case {
+  ds_diffstride_desc d;
+  int n, c, oh, ow;
+  float s[2], ds[2];
+  size_t in;
+  float *x, *y, *dx;
+} mem_case;
+
+static mem_case mem_setup(int n, int c) {
+  mem_case k = {.n = n, .c = c, .s = {2.0f, 2.0f}};
+  ds_diffstride_desc_init(&k.d);
+  ck_assert_int_eq(ds_diffstride_output_size(&k.d, 32, 32, k.s, &k.oh, &k.ow), DS_OK);
+  k.in = (size_t)n * c * 32 * 32;
+  k.x = device(NULL, k.in), k.y = device(NULL, (size_t)n * c * k.oh * k.ow), k.dx = device(NULL, k.in);
+  ck_assert_int_eq(cudaMemset(k.x, 0, sizeof(float) * k.in), cudaSuccess);
+  ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
+  return k;
+}
+
+/* A forward and a backward (dx and dstrides), then the device's free memory. */
+static size_t mem_run(ds_context *ctx, mem_case *k) {
+  size_t free_bytes, total;
+  ck_assert_int_eq(ds_diffstride_forward(ctx, &k->d, k->n, k->c, 32, 32, k->s, k->x, k->oh, k->ow, k->y), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward(ctx, &k->d, k->n, k->c, 32, 32, k->s, k->x, k->oh, k->ow, k->y, k->dx, k->ds),
+                   DS_OK);
+  ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
+  ck_assert_int_eq(cudaMemGetInfo(&free_bytes, &total), cudaSuccess);
+  return free_bytes;
+}
+
+static void mem_free(mem_case *k) { cudaFree(k->x), cudaFree(k->y), cudaFree(k->dx); }
+
 /* After the first call on a shape, repeating it allocates no device memory. */
 START_TEST(test_no_allocation_on_repeat) {
-  int n = 8, c = 16, h = 32, w = 32, oh, ow;
-  ds_diffstride_desc d;
-  ds_diffstride_desc_init(&d);
-  const float s[2] = {2.0f, 2.0f};
-  ck_assert_int_eq(ds_diffstride_output_size(&d, h, w, s, &oh, &ow), DS_OK);
-  size_t in = (size_t)n * c * h * w, out = (size_t)n * c * oh * ow, before, after, total;
-  float *x = device(NULL, in), *y = device(NULL, out), *dx = device(NULL, in), ds[2];
-  ck_assert_int_eq(cudaMemset(x, 0, sizeof(float) * in), cudaSuccess);
+  mem_case k = mem_setup(8, 16);
   ds_context *ctx = gpu_context();
-  ck_assert_int_eq(ds_diffstride_forward(ctx, &d, n, c, h, w, s, x, oh, ow, y), DS_OK);
-  ck_assert_int_eq(ds_diffstride_backward(ctx, &d, n, c, h, w, s, x, oh, ow, y, dx, ds), DS_OK);
-  ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
-  ck_assert_int_eq(cudaMemGetInfo(&before, &total), cudaSuccess);
-  for (int rep = 0; rep < 5; rep++) {
-    ck_assert_int_eq(ds_diffstride_forward(ctx, &d, n, c, h, w, s, x, oh, ow, y), DS_OK);
-    ck_assert_int_eq(ds_diffstride_backward(ctx, &d, n, c, h, w, s, x, oh, ow, y, dx, ds), DS_OK);
-  }
-  ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
-  ck_assert_int_eq(cudaMemGetInfo(&after, &total), cudaSuccess);
+  size_t before = mem_run(ctx, &k), after = before;
+  for (int rep = 0; rep < 5; rep++) after = mem_run(ctx, &k);
   ck_assert_msg(after == before, "free device memory went from %zu to %zu bytes", before, after);
   ds_context_destroy(ctx);
-  cudaFree(x), cudaFree(y), cudaFree(dx);
+  mem_free(&k);
 }
 END_TEST
 
@@ -222,28 +240,16 @@ END_TEST
  * plans, work areas and spectra together (free memory measured before the
  * context exists and after the calls). */
 START_TEST(test_extra_memory_within_x) {
-  int n = 128, c = 64, h = 32, w = 32, oh, ow;
-  ds_diffstride_desc d;
-  ds_diffstride_desc_init(&d);
-  const float s[2] = {2.0f, 2.0f};
-  ck_assert_int_eq(ds_diffstride_output_size(&d, h, w, s, &oh, &ow), DS_OK);
-  size_t in = (size_t)n * c * h * w, out = (size_t)n * c * oh * ow, before, after, total;
-  float *x = device(NULL, in), *y = device(NULL, out), *dx = device(NULL, in), ds[2];
-  ck_assert_int_eq(cudaMemset(x, 0, sizeof(float) * in), cudaSuccess);
-  ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
+  mem_case k = mem_setup(128, 64);
+  size_t before, total, x_bytes = sizeof(float) * k.in;
   ck_assert_int_eq(cudaMemGetInfo(&before, &total), cudaSuccess);
   ds_context *ctx = gpu_context();
-  ck_assert_int_eq(ds_diffstride_forward(ctx, &d, n, c, h, w, s, x, oh, ow, y), DS_OK);
-  ck_assert_int_eq(ds_diffstride_backward(ctx, &d, n, c, h, w, s, x, oh, ow, y, dx, ds), DS_OK);
-  ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
-  ck_assert_int_eq(cudaMemGetInfo(&after, &total), cudaSuccess);
-  size_t extra = before > after ? before - after : 0;
+  size_t after = mem_run(ctx, &k), extra = before > after ? before - after : 0;
   printf("extra device memory of a [128,64,32,32] forward+backward: %zu bytes (%.2f x sizeof(x))\n", extra,
-         (double)extra / (double)(sizeof(float) * in));
-  ck_assert_msg(extra <= sizeof(float) * in, "extra device memory %zu bytes > sizeof(x) = %zu", extra,
-                sizeof(float) * in);
+         (double)extra / (double)x_bytes);
+  ck_assert_msg(extra <= x_bytes, "extra device memory %zu bytes > sizeof(x) = %zu", extra, x_bytes);
   ds_context_destroy(ctx);
-  cudaFree(x), cudaFree(y), cudaFree(dx);
+  mem_free(&k);
 }
 END_TEST
 
