@@ -31,6 +31,11 @@ typedef struct rn_backend {
   void (*accumulate)(rn_model *m, float *dst, const float *src, size_t count);
   /* Returns when the work queued so far is done (for timing). */
   void (*sync)(rn_model *m);
+  /* Around each libdiffstride call (end 0, then 1): its time goes into
+   * m->library_seconds, on a device that queues work by the device's own
+   * clock and once collect has run, with no wait here. */
+  void (*library_mark)(rn_model *m, int end);
+  void (*library_collect)(rn_model *m);
   /* The precision of convolutions and GEMMs (RN_FP32 until set). */
   int (*set_precision)(rn_model *m, rn_precision p, rn_error *err);
   /* Device memory the process holds (MB), or -1 where the RSS says it. */

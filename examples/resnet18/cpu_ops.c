@@ -19,6 +19,7 @@ enum { CHUNK_FLOATS = 1 << 20 }; /* im2col chunk target: 4 MiB */
 
 typedef struct cpu_exec {
   int threads;
+  double library_start; /* rn_seconds() when the library call in progress began */
   float **cols, **dw;   /* per thread: im2col chunk, partial weight gradient */
   size_t cols_cap, dw_cap;
 } cpu_exec;
@@ -535,6 +536,14 @@ static void cpu_accumulate(rn_model *m, float *dst, const float *src, size_t cou
 
 static void cpu_sync(rn_model *m) { (void)m; }
 
+static void cpu_library_mark(rn_model *m, int end) {
+  cpu_exec *ex = m->exec;
+  if (end) m->library_seconds += rn_seconds() - ex->library_start;
+  else ex->library_start = rn_seconds();
+}
+
+static void cpu_library_collect(rn_model *m) { (void)m; }
+
 static int cpu_set_precision(rn_model *m, rn_precision p, rn_error *err) {
   (void)m;
   return p == RN_FP32 ? 0 : rn_fail(err, "--precision %s: the CPU backend computes in fp32 only", rn_precision_name(p));
@@ -557,6 +566,8 @@ const rn_backend rn_cpu_backend = {
     cpu_sgd,
     cpu_accumulate,
     cpu_sync,
+    cpu_library_mark,
+    cpu_library_collect,
     cpu_set_precision,
     cpu_device_mb,
     {conv_forward, bnrelu_forward, rn_pool_forward, add_forward, gap_forward, dense_forward},

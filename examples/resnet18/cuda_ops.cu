@@ -19,7 +19,7 @@ extern "C" {
 }
 #include "elements.h"
 
-enum { BLOCK = 256, CONV_PLANS = 64 };
+enum { BLOCK = 256, CONV_PLANS = 64, LIBRARY_EVENTS = 64 };
 /* bf16 copies a convolution works on: its input, its weights, its output
  * or output gradient, and a gradient it produces. */
 enum { B_X, B_W, B_Y, B_GRAD, B_COUNT };
@@ -64,6 +64,8 @@ typedef struct cuda_exec {
   int *plan, *staged; /* a batch plan's four arrays: device, pinned host */
   size_t plan_cap;
   cudaEvent_t staged_free; /* recorded after the copy out of staged */
+  cudaEvent_t library[LIBRARY_EVENTS][2]; /* around library calls not yet collected */
+  int marked;
 } cuda_exec;
 
 static const float one = 1.0f, zero = 0.0f;
@@ -218,6 +220,9 @@ static void cuda_fini(rn_model *m) {
   cudaFree(ex->plan);
   cudaFreeHost(ex->staged);
   if (ex->staged_free) cudaEventDestroy(ex->staged_free);
+  for (int i = 0; i < LIBRARY_EVENTS; i++)
+    for (int k = 0; k < 2; k++)
+      if (ex->library[i][k]) cudaEventDestroy(ex->library[i][k]);
   if (ex->stream) cudaStreamDestroy(ex->stream);
   free(ex);
   m->exec = NULL, m->ds = NULL;
@@ -246,6 +251,9 @@ static int cuda_init(rn_model *m, int threads, rn_error *err) {
   if ((e = cudaStreamCreate(&ex->stream)) != cudaSuccess ||
       (e = cudaEventCreateWithFlags(&ex->staged_free, cudaEventDisableTiming)) != cudaSuccess)
     return cuda_fini(m), cuda_error(err, "CUDA stream and event", e);
+  for (int i = 0; i < LIBRARY_EVENTS; i++)
+    for (int k = 0; k < 2; k++)
+      if ((e = cudaEventCreate(&ex->library[i][k])) != cudaSuccess) return cuda_fini(m), cuda_error(err, "CUDA events", e);
   size_t free_bytes = 0, total = 0;
   if (cudaMemGetInfo(&free_bytes, &total) == cudaSuccess) ex->baseline = total - free_bytes;
   cudnnStatus_t s = cudnnCreate(&ex->dnn);
@@ -262,6 +270,28 @@ static int cuda_init(rn_model *m, int threads, rn_error *err) {
 }
 
 static void cuda_sync(rn_model *m) { cudaStreamSynchronize(exec_of(m)->stream); }
+
+/* The device time between each pair of marks, into m->library_seconds
+ * (waits for the last pair's end, which the caller's reads have usually
+ * waited for already). */
+static void cuda_library_collect(rn_model *m) {
+  cuda_exec *ex = exec_of(m);
+  for (int i = 0; i < ex->marked; i++) {
+    float ms = 0.0f;
+    if (cudaEventSynchronize(ex->library[i][1]) == cudaSuccess &&
+        cudaEventElapsedTime(&ms, ex->library[i][0], ex->library[i][1]) == cudaSuccess)
+      m->library_seconds += ms / 1e3;
+  }
+  ex->marked = 0;
+}
+
+/* Events on the stream around a library call: no wait for the device. */
+static void cuda_library_mark(rn_model *m, int end) {
+  cuda_exec *ex = exec_of(m);
+  if (!end && ex->marked == LIBRARY_EVENTS) cuda_library_collect(m);
+  cudaEventRecord(ex->library[ex->marked][end], ex->stream);
+  if (end) ex->marked++;
+}
 
 /* What the trainer added to the device's memory in use since its context
  * was made: tensors, parameters, workspaces, cuDNN's, cuBLAS's and
@@ -662,6 +692,8 @@ extern "C" const rn_backend rn_cuda_backend = {
     cuda_sgd,
     cuda_accumulate,
     cuda_sync,
+    cuda_library_mark,
+    cuda_library_collect,
     cuda_set_precision,
     cuda_device_mb,
     {conv_forward, bnrelu_forward, rn_pool_forward, add_forward, gap_forward, dense_forward},

@@ -273,7 +273,7 @@ static int benchmark(const options *o, const rn_data *d, rn_trainer *t, rn_error
   double loss, t0 = 0.0, lib0 = 0.0;
   for (int i = 0; i < n; i++) idx[i] = i % d->train.count;
   for (int step = 0; step < 2 + o->benchmark; step++) {
-    if (step == 2) t0 = rn_seconds(), lib0 = t->model.library_seconds;
+    if (step == 2) t0 = rn_seconds(), lib0 = rn_library_seconds(&t->model);
     if (rn_load_batch(t, d, &d->train, idx, n, 1, err) || rn_train_step(t, n, &loss, &correct, err))
       return free(idx), -1;
   }
@@ -281,7 +281,7 @@ static int benchmark(const options *o, const rn_data *d, rn_trainer *t, rn_error
   rn_model *m = &t->model;
   m->be->sync(m); /* the last step's update may still be queued on a device */
   double step_ms = 1e3 * (rn_seconds() - t0) / o->benchmark;
-  double lib_ms = 1e3 * (m->library_seconds - lib0) / o->benchmark, device_mb = m->be->device_mb(m);
+  double lib_ms = 1e3 * (rn_library_seconds(m) - lib0) / o->benchmark, device_mb = m->be->device_mb(m);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   printf("benchmark mode=%s device=%s batch=%d threads=%d step_ms=%.2f images_per_s=%.1f library_ms=%.2f "

@@ -330,17 +330,19 @@ int rn_model_shapes(rn_model *m, int n, rn_error *err) {
 
 /* ------------------------------------------------------------- passes */
 
-/* Runs op forward or backward; the library's share is timed (on a device
- * that queues work, between two waits for it to finish). */
+/* Runs op forward or backward; the library's calls are timed. */
 static int run_op(rn_model *m, const rn_op *op, int backward, int train, rn_error *err) {
   rn_op_fn fn = backward ? m->be->backward[op->kind] : m->be->forward[op->kind];
   if (op->kind != OP_POOL) return fn(m, op, train, err);
-  m->be->sync(m);
-  double t0 = rn_seconds();
+  m->be->library_mark(m, 0);
   int rc = fn(m, op, train, err);
-  m->be->sync(m);
-  m->library_seconds += rn_seconds() - t0;
+  m->be->library_mark(m, 1);
   return rc;
+}
+
+double rn_library_seconds(rn_model *m) {
+  m->be->library_collect(m);
+  return m->library_seconds;
 }
 
 int rn_forward(rn_model *m, const float *x, int n, int train, rn_error *err) {

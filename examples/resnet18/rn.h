@@ -168,7 +168,7 @@ typedef struct rn_model {
   ds_context *ds;              /* the backend's libdiffstride context */
   float *scratch;              /* a pooling layer's dx when it is added, not written */
   size_t scratch_cap;
-  double library_seconds;      /* time in libdiffstride calls, summed */
+  double library_seconds;      /* time in libdiffstride calls, summed (read it with rn_library_seconds) */
   int logits;                  /* tensor index of the logits */
 } rn_model;
 
@@ -188,6 +188,9 @@ int rn_forward(rn_model *m, const float *x, int n, int train, rn_error *err);
  * argmax == labels. */
 double rn_loss(rn_model *m, const float *targets, const int *labels, int n, int grad,
                int *correct);
+/* Seconds spent in libdiffstride calls so far (on a GPU: device time of the
+ * calls finished). */
+double rn_library_seconds(rn_model *m);
 /* Backpropagates the logits' gradient: m->grads and every pool's grad. */
 int rn_backward(rn_model *m, rn_error *err);
 /* lambda * J(S) over the DiffStride layers, its gradient added to the pools'. */

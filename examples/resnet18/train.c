@@ -79,7 +79,7 @@ int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, voi
                    rn_epoch_stats *out, rn_error *err) {
   const rn_dataset *s = &d->train;
   if (shuffle(t, s->count)) return rn_fail(err, "out of memory");
-  double start = rn_seconds(), lib0 = t->model.library_seconds, sum = 0.0;
+  double start = rn_seconds(), lib0 = rn_library_seconds(&t->model), sum = 0.0;
   int hits = 0;
   for (int done = 0; done < s->count;) {
     int n = s->count - done < t->batch ? s->count - done : t->batch, correct = 0;
@@ -94,7 +94,7 @@ int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, voi
   t->epoch++;
   double elapsed = rn_seconds() - start;
   *out = (rn_epoch_stats){sum / s->count, (double)hits / s->count, elapsed, s->count / elapsed,
-                          t->model.library_seconds - lib0, s->count};
+                          rn_library_seconds(&t->model) - lib0, s->count};
   return 0;
 }
 
