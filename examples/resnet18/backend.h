@@ -18,8 +18,9 @@ typedef struct rn_backend {
   void (*fini)(rn_model *m);
   float *(*alloc)(size_t count);
   void (*release)(float *p);
-  void (*to_device)(float *dst, const float *src, size_t count);
-  void (*to_host)(float *dst, const float *src, size_t count);
+  /* Copies between the host and the backend's memory; -1 on a device error. */
+  int (*to_device)(float *dst, const float *src, size_t count);
+  int (*to_host)(float *dst, const float *src, size_t count);
   /* Renders the planned batch into m->tensors[0] (shaped for p->n already);
    * host: a host array of the batch's size it may use on the way. */
   int (*load_batch)(rn_model *m, const rn_data *d, const rn_dataset *s, const rn_batch_plan *p, float *host,

@@ -38,9 +38,9 @@ static void io_device(stream *s, const rn_model *m, float *dev, size_t count) {
     s->ok = 0;
     return;
   }
-  if (s->writing) m->be->to_host(h, dev, count);
+  if (s->writing && m->be->to_host(h, dev, count)) s->ok = 0;
   io(s, h, count * sizeof *h);
-  if (!s->writing && s->ok) m->be->to_device(dev, h, count);
+  if (!s->writing && s->ok && m->be->to_device(dev, h, count)) s->ok = 0;
   free(h);
 }
 

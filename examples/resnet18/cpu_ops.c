@@ -31,8 +31,9 @@ static float *cpu_alloc(size_t count) {
 
 static void cpu_release(float *p) { free(p); }
 
-static void cpu_copy(float *dst, const float *src, size_t count) {
+static int cpu_copy(float *dst, const float *src, size_t count) {
   memcpy(dst, src, count * sizeof *dst);
+  return 0;
 }
 
 /* Per-thread buffers of `need` floats each. */

@@ -176,12 +176,12 @@ static void cuda_release(float *p) { cudaFree(p); }
 
 /* The core's copies are synchronous: it reads what it copied back at once,
  * and may reuse a host buffer it copied from. */
-static void cuda_to_device(float *dst, const float *src, size_t count) {
-  cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyHostToDevice);
+static int cuda_to_device(float *dst, const float *src, size_t count) {
+  return cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess ? 0 : -1;
 }
 
-static void cuda_to_host(float *dst, const float *src, size_t count) {
-  cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost);
+static int cuda_to_host(float *dst, const float *src, size_t count) {
+  return cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess ? 0 : -1;
 }
 
 /* Device buffer grown to need bytes (after the stream is done with it). */
@@ -658,8 +658,7 @@ static int cuda_load_batch(rn_model *m, const rn_data *d, const rn_dataset *s, c
   const uint8_t *images = device_images(ex, s);
   if (!images) {
     rn_render_batch(d, s, p, host);
-    cuda_to_device(x, host, count);
-    return 0;
+    return cuda_to_device(x, host, count) ? rn_fail(err, "copying a batch to the device failed") : 0;
   }
   if (upload_plan(ex, p, err)) return -1;
   const int *q = ex->plan;

@@ -189,10 +189,11 @@ static int check_config(const rn_config *c, rn_error *err) {
   return 0;
 }
 
-/* He-normal convolutions, unit/zero batch norm, uniform(+-1/sqrt(c)) dense. */
-static void init_params(rn_model *m, rn_rng *rng) {
-  float *p = malloc(m->nparams * sizeof *p), *state = malloc(m->nstate * sizeof *state);
-  for (int i = 0; i < m->nops; i++) {
+/* He-normal convolutions, unit/zero batch norm, uniform(+-1/sqrt(c)) dense;
+ * -1 when out of memory or the copy to the device fails. */
+static int init_params(rn_model *m, rn_rng *rng) {
+  float *p = malloc(m->nparams * sizeof *p + 1), *state = malloc(m->nstate * sizeof *state + 1);
+  for (int i = 0; p && state && i < m->nops; i++) {
     const rn_op *op = &m->ops[i];
     int cin = m->tensors[op->in].shape.c;
     float *w = p + op->param;
@@ -208,15 +209,19 @@ static void init_params(rn_model *m, rn_rng *rng) {
       memset(w + op->cout * cin, 0, (size_t)op->cout * sizeof *w);
     }
   }
-  m->be->to_device(m->params, p, m->nparams);
-  m->be->to_device(m->state, state, m->nstate);
+  int rc = p && state && !m->be->to_device(m->params, p, m->nparams) &&
+                   !m->be->to_device(m->state, state, m->nstate)
+               ? 0
+               : -1;
   free(p);
   free(state);
+  return rc;
 }
 
+/* count zeros in the backend's memory; NULL when that fails. */
 static float *device_zeros(const rn_backend *be, size_t count) {
   float *d = be->alloc(count ? count : 1), *z = calloc(count ? count : 1, sizeof *z);
-  if (d && z) be->to_device(d, z, count ? count : 1);
+  if (d && (!z || be->to_device(d, z, count ? count : 1))) be->release(d), d = NULL;
   free(z);
   return d;
 }
@@ -240,11 +245,10 @@ int rn_model_create(rn_model *m, const rn_config *cfg, const rn_backend *be, int
   m->mom = device_zeros(be, m->nparams);
   m->state = device_zeros(be, m->nstate);
   m->stats = device_zeros(be, m->nstats);
-  if (!m->params || !m->grads || !m->mom || !m->state || !m->stats) {
+  if (!m->params || !m->grads || !m->mom || !m->state || !m->stats || init_params(m, rng)) {
     rn_model_destroy(m);
     return rn_fail(err, "out of memory for %zu parameters", m->nparams);
   }
-  init_params(m, rng);
   if (rn_model_shapes(m, 1, err)) {
     rn_model_destroy(m);
     return -1;
@@ -348,7 +352,8 @@ double rn_library_seconds(rn_model *m) {
 int rn_forward(rn_model *m, const float *x, int n, int train, rn_error *err) {
   if (rn_model_shapes(m, n, err)) return -1;
   rn_tensor *in = &m->tensors[0];
-  if (x) m->be->to_device(in->data, x, (size_t)n * in->shape.h * in->shape.w * in->shape.c);
+  if (x && m->be->to_device(in->data, x, (size_t)n * in->shape.h * in->shape.w * in->shape.c))
+    return rn_fail(err, "copying a batch of %d images to the %s device failed", n, m->be->name);
   for (int i = 0; i < m->nops; i++)
     if (run_op(m, &m->ops[i], 0, train, err)) return -1;
   return 0;
@@ -388,11 +393,10 @@ double rn_loss(rn_model *m, const float *targets, const int *labels, int n, int 
   rn_tensor *t = &m->tensors[m->logits];
   size_t count = (size_t)n * m->cfg.classes;
   float *z = malloc(count * sizeof *z);
-  if (!z) return NAN;
-  m->be->to_host(z, t->data, count);
+  if (!z || m->be->to_host(z, t->data, count)) return free(z), NAN;
   int hits = 0;
   double loss = softmax_xent(z, targets, labels, n, m->cfg.classes, grad, &hits);
-  if (grad) m->be->to_device(t->grad, z, count);
+  if (grad && m->be->to_device(t->grad, z, count)) loss = NAN;
   if (correct) *correct = hits;
   free(z);
   return loss;

@@ -42,7 +42,7 @@ static void free_trainer(rn_trainer *t) {
 /* count floats of a backend's array, on the host (caller frees). */
 static float *host_copy(const rn_model *m, const float *p, size_t count) {
   float *h = malloc((count ? count : 1) * sizeof *h);
-  m->be->to_host(h, p, count);
+  ck_assert_int_eq(m->be->to_host(h, p, count), 0);
   return h;
 }
 
