@@ -176,12 +176,20 @@ static void cuda_release(float *p) { cudaFree(p); }
 
 /* The core's copies are synchronous: it reads what it copied back at once,
  * and may reuse a host buffer it copied from. */
+/* A failed copy is reported by the return value and cleared from the
+ * runtime's last error, so that a later kernel check does not take it. */
+static int copied(cudaError_t e) {
+  if (e == cudaSuccess) return 0;
+  cudaGetLastError();
+  return -1;
+}
+
 static int cuda_to_device(float *dst, const float *src, size_t count) {
-  return cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess ? 0 : -1;
+  return copied(cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyHostToDevice));
 }
 
 static int cuda_to_host(float *dst, const float *src, size_t count) {
-  return cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess ? 0 : -1;
+  return copied(cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
 /* Device buffer grown to need bytes (after the stream is done with it). */
@@ -601,8 +609,9 @@ static int dense_backward(rn_model *m, const rn_op *op, int train, rn_error *err
 /* ------------------------------------------------------------ batches */
 
 /* s's images on the device: uploaded once and kept (two sets, the least
- * recently used replaced) when they take at most half the free memory, the
- * replaced set's counted as free; NULL when they do not fit (the cached set
+ * recently used replaced) when they take at most a quarter of the free
+ * memory, the replaced set's counted as free (the rest is left for
+ * workspaces the first steps allocate); NULL when they do not fit (the cached set
  * stays). Sets are known by their host array and size: the trainer loads
  * its data once and keeps it. */
 static const uint8_t *device_images(cuda_exec *ex, const rn_dataset *s) {
@@ -610,7 +619,7 @@ static const uint8_t *device_images(cuda_exec *ex, const rn_dataset *s) {
   for (int i = 0; i < 2; i++)
     if (ex->sets[i].host == s->images && ex->sets[i].bytes == bytes) return ex->sets[i].used = ++ex->clock, ex->sets[i].dev;
   int slot = ex->sets[0].used <= ex->sets[1].used ? 0 : 1;
-  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess || bytes > (free_bytes + ex->sets[slot].bytes) / 2)
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess || bytes > (free_bytes + ex->sets[slot].bytes) / 4)
     return NULL;
   cudaStreamSynchronize(ex->stream);
   cudaFree(ex->sets[slot].dev);

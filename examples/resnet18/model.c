@@ -247,7 +247,7 @@ int rn_model_create(rn_model *m, const rn_config *cfg, const rn_backend *be, int
   m->stats = device_zeros(be, m->nstats);
   if (!m->params || !m->grads || !m->mom || !m->state || !m->stats || init_params(m, rng)) {
     rn_model_destroy(m);
-    return rn_fail(err, "out of memory for %zu parameters", m->nparams);
+    return rn_fail(err, "cannot allocate or initialize %zu parameters on the %s device", m->nparams, be->name);
   }
   if (rn_model_shapes(m, 1, err)) {
     rn_model_destroy(m);
@@ -334,16 +334,6 @@ int rn_model_shapes(rn_model *m, int n, rn_error *err) {
 
 /* ------------------------------------------------------------- passes */
 
-/* Runs op forward or backward; the library's calls are timed. */
-static int run_op(rn_model *m, const rn_op *op, int backward, int train, rn_error *err) {
-  rn_op_fn fn = backward ? m->be->backward[op->kind] : m->be->forward[op->kind];
-  if (op->kind != OP_POOL) return fn(m, op, train, err);
-  m->be->library_mark(m, 0);
-  int rc = fn(m, op, train, err);
-  m->be->library_mark(m, 1);
-  return rc;
-}
-
 double rn_library_seconds(rn_model *m) {
   m->be->library_collect(m);
   return m->library_seconds;
@@ -355,14 +345,14 @@ int rn_forward(rn_model *m, const float *x, int n, int train, rn_error *err) {
   if (x && m->be->to_device(in->data, x, (size_t)n * in->shape.h * in->shape.w * in->shape.c))
     return rn_fail(err, "copying a batch of %d images to the %s device failed", n, m->be->name);
   for (int i = 0; i < m->nops; i++)
-    if (run_op(m, &m->ops[i], 0, train, err)) return -1;
+    if (m->be->forward[m->ops[i].kind](m, &m->ops[i], train, err)) return -1;
   return 0;
 }
 
 int rn_backward(rn_model *m, rn_error *err) {
   for (int p = 0; p < m->npools; p++) m->pools[p].grad[0] = m->pools[p].grad[1] = 0.0f;
   for (int i = m->nops - 1; i >= 0; i--)
-    if (run_op(m, &m->ops[i], 1, 1, err)) return -1;
+    if (m->be->backward[m->ops[i].kind](m, &m->ops[i], 1, err)) return -1;
   return 0;
 }
 

@@ -1,6 +1,6 @@
 /* DiffStride and spectral pooling in the network, on any device: the
  * backend's libdiffstride context (m->ds) takes tensors where the backend
- * keeps them, NHWC. */
+ * keeps them, NHWC. The library calls alone are timed (library_mark). */
 #include "backend.h"
 
 static int library_error(rn_error *err, const rn_op *op, const char *what) {
@@ -15,12 +15,14 @@ int rn_pool_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
   const rn_pool *p = &m->pools[op->pool];
   rn_shape s = x->shape;
+  m->be->library_mark(m, 0);
   ds_status st =
       m->cfg.mode == RN_DIFFSTRIDE
           ? ds_diffstride_forward(m->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data, y->shape.h,
                                   y->shape.w, y->data)
           : ds_spectral_pool_forward(m->ds, DS_LAYOUT_NHWC, s.n, s.c, s.h, s.w, p->stride, x->data,
                                      y->shape.h, y->shape.w, y->data);
+  m->be->library_mark(m, 1);
   return st == DS_OK ? 0 : library_error(err, op, "forward");
 }
 
@@ -43,12 +45,14 @@ int rn_pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   rn_shape s = x->shape;
   float *dx = op->acc_in ? scratch(m, numel(&s)) : x->grad, ds[2] = {0.0f, 0.0f};
   if (!dx) return rn_fail(err, "out of memory for a pooling layer's gradient");
+  m->be->library_mark(m, 0);
   ds_status st =
       m->cfg.mode == RN_DIFFSTRIDE
           ? ds_diffstride_backward(m->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data, y->shape.h,
                                    y->shape.w, y->grad, dx, ds)
           : ds_spectral_pool_backward(m->ds, DS_LAYOUT_NHWC, s.n, s.c, s.h, s.w, p->stride, y->shape.h,
                                       y->shape.w, y->grad, dx);
+  m->be->library_mark(m, 1);
   if (st != DS_OK) return library_error(err, op, "backward");
   p->grad[0] += ds[0];
   p->grad[1] += ds[1];

@@ -40,6 +40,9 @@ int rn_load_batch(rn_trainer *t, const rn_data *d, const rn_dataset *s, const in
   rn_model *m = &t->model;
   t->loaded = 0;
   if (n > t->batch) return rn_fail(err, "a batch of %d images: the trainer holds %d", n, t->batch);
+  if (s->h != m->cfg.in_h || s->w != m->cfg.in_w || s->c != m->cfg.in_c)
+    return rn_fail(err, "%dx%dx%d images: the network takes %dx%dx%d", s->h, s->w, s->c, m->cfg.in_h,
+                   m->cfg.in_w, m->cfg.in_c);
   rn_plan_batch(s, idx, n, augment ? &t->aug : NULL, &t->rng, &t->plan, t->targets, t->labels);
   if (rn_model_shapes(m, n, err) || m->be->load_batch(m, d, s, &t->plan, t->x, err)) return -1;
   t->loaded = n;
@@ -54,7 +57,9 @@ int rn_train_step(rn_trainer *t, int n, double *loss, int *correct, rn_error *er
   double l = rn_loss(m, t->targets, t->labels, n, 1, correct);
   if (rn_backward(m, err)) return -1;
   l += rn_regularizer(m, t->lambda, 1);
-  if (!isfinite(l)) return rn_fail(err, "the loss is %g at step %ld: training diverged", l, t->step);
+  if (!isfinite(l))
+    return rn_fail(err, "the loss is %g at step %ld: training diverged (or reading the logits from the %s device failed)",
+                   l, t->step, m->be->name);
   rn_sgd_step(m, &t->opt, rn_schedule_lr(&t->schedule, t->step));
   rn_store_effective_strides(m);
   t->step++;
@@ -110,7 +115,11 @@ int rn_evaluate(rn_trainer *t, const rn_data *d, const rn_dataset *s, double *ac
     int rc = rn_load_batch(t, d, s, idx, n, 0, err) || rn_forward(&t->model, NULL, n, 0, err);
     t->loaded = 0; /* used: a later step must not take it again */
     if (rc) return free(idx), -1;
-    sum += rn_loss(&t->model, t->targets, t->labels, n, 0, &correct) * n;
+    double l = rn_loss(&t->model, t->targets, t->labels, n, 0, &correct);
+    if (!isfinite(l))
+      return free(idx), rn_fail(err, "evaluation: the loss is %g (the weights diverged, or reading the logits from the %s device failed)",
+                                l, t->model.be->name);
+    sum += l * n;
     hits += correct;
     done += n;
   }

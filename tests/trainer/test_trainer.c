@@ -534,6 +534,12 @@ START_TEST(planned_batches_render_the_plan) {
   ck_assert_mem_eq(tr->targets, t, sizeof t);
   ck_assert_int_eq(rn_load_batch(tr, &d, &d.train, idx, N + 1, 1, &err), -1);
   ck_assert_ptr_nonnull(strstr(err.msg, "holds 5"));
+  rn_data other;
+  ck_assert_int_eq(rn_data_load(&other, "synthetic:8x8x2:3", &err), 0);
+  ck_assert_int_eq(rn_load_batch(tr, &other, &other.train, idx, N, 1, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "8x8x2 images: the network takes 16x16x2"));
+  ck_assert_int_eq(tr->loaded, 0);
+  rn_data_free(&other);
   free_trainer(tr);
   rn_batch_plan_free(&p);
   rn_data_free(&d);
