@@ -65,6 +65,18 @@ static void expect_same(const rn_model *gpu, const float *g, const rn_model *cpu
   free(a), free(b);
 }
 
+/* Everything of `from` into `to` through a checkpoint file. */
+static void transfer(const rn_trainer *from, rn_trainer *to) {
+  char path[] = "/tmp/rn_gpu_ckpt_XXXXXX";
+  rn_error err = {{0}};
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  ck_assert_msg(rn_checkpoint_save(from, path, &err) == 0, "%s", err.msg);
+  ck_assert_msg(rn_checkpoint_load(to, path, &err) == 0, "%s", err.msg);
+  unlink(path);
+}
+
 /* One step on each device from one checkpoint (taken after a CPU step, so
  * that momentum and running statistics are not at their initial values),
  * on the same batch (the RNG is in the checkpoint). */
@@ -79,13 +91,7 @@ START_TEST(gpu_step_equals_cpu_step) {
   double loss[2];
   rn_make_batch(&d, &d.train, idx, 16, &cpu->aug, &cpu->rng, cpu->x, cpu->targets, cpu->labels);
   ck_assert_msg(rn_train_step(cpu, 16, &loss[0], &correct, &err) == 0, "%s", err.msg);
-  char path[] = "/tmp/rn_gpu_ckpt_XXXXXX";
-  int fd = mkstemp(path);
-  ck_assert_int_ge(fd, 0);
-  close(fd);
-  ck_assert_msg(rn_checkpoint_save(cpu, path, &err) == 0, "%s", err.msg);
-  ck_assert_msg(rn_checkpoint_load(gpu, path, &err) == 0, "%s", err.msg);
-  unlink(path);
+  transfer(cpu, gpu);
   rn_trainer *both[2] = {cpu, gpu};
   for (int k = 0; k < 2; k++) /* the GPU renders its batch from the dataset it keeps */
     ck_assert_msg(rn_load_batch(both[k], &d, &d.train, idx, 16, 1, &err) == 0, "%s", err.msg);
@@ -126,12 +132,8 @@ START_TEST(reduced_precision_step_is_close) {
   ck_assert_msg(rn_data_load(&d, "synthetic:16x16x3:4", &err) == 0, "%s", err.msg);
   rn_trainer *cpu = new_trainer(&cfg, &rn_cpu_backend, 16), *gpu = new_trainer(&cfg, &rn_cuda_backend, 16);
   ck_assert_msg(rn_model_set_precision(&gpu->model, prec, &err) == 0, "%s", err.msg);
-  char path[] = "/tmp/rn_gpu_ckpt_XXXXXX";
-  int fd = mkstemp(path), idx[16], correct;
-  ck_assert_int_ge(fd, 0);
-  close(fd);
-  ck_assert_msg(rn_checkpoint_save(cpu, path, &err) == 0 && rn_checkpoint_load(gpu, path, &err) == 0, "%s", err.msg);
-  unlink(path);
+  int idx[16], correct;
+  transfer(cpu, gpu);
   for (int i = 0; i < 16; i++) idx[i] = 5 * i;
   rn_trainer *both[2] = {cpu, gpu};
   double loss[2];
