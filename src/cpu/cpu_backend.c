@@ -54,57 +54,97 @@ static int arenas_fit(cpu_state *s, const ds_crop *g, int count) {
   return 1;
 }
 
-/* Makes the in-place plan for key on buf (FFTW_MEASURE: planning may
- * overwrite it; FFTW_ESTIMATE: chosen without timing, so the same in every
- * process). */
-static fftwf_plan plan_make(const plan_key *k, float *buf) {
-  fftwf_iodim dim = {k->n, k->stride, k->stride};
+/* Makes the in-place plan for key on buf with the given split (FFTW_MEASURE:
+ * planning may overwrite buf; FFTW_ESTIMATE: chosen without timing, so the
+ * same in every process). */
+static fftwf_plan plan_make(const plan_key *k, int split, float *buf) {
+  int n2 = split ? k->n / split : k->n;
+  fftwf_iodim dims[2] = {{split, n2 * k->stride, n2 * k->stride}, {n2, k->stride, k->stride}};
   fftwf_iodim loops[2] = {{k->outer_count, k->outer_dist, k->outer_dist},
                           {k->inner_count, k->inner_dist, k->inner_dist}};
   fftwf_complex *c = (fftwf_complex *)buf;
-  return fftwf_plan_guru_dft(1, &dim, 2, loops, c, c, k->sign, (unsigned)k->flags);
+  return fftwf_plan_guru_dft(split ? 2 : 1, dims + !split, 2, loops, c, c, k->sign, (unsigned)k->flags);
 }
 
-/* The cached plan for key, made on first use. When the cache is full the
- * least recently used plan goes (learned strides change shapes during
- * training); the plans of the call in progress are the most recent, so a
- * call never loses a plan it holds. */
-static fftwf_plan plan_get(cpu_state *s, plan_key k, float *buf) {
-  for (int i = 0; i < s->cached; i++)
-    if (memcmp(&s->cache[i].key, &k, sizeof k) == 0) {
-      s->cache[i].used = ++s->clock;
-      return s->cache[i].plan;
+static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
+
+/* The plain plan and every Good-Thomas split n1 < n2 of k->n, keeping the
+ * one FFTW's cost model rates cheapest (fftwf_estimate_cost: it ranked the
+ * measured times right for every length from 6 to 120 we timed, and unlike
+ * the measured fftwf_cost it is also there for plans made from wisdom, so
+ * every context of a process chooses alike); *split gets its split. */
+static fftwf_plan plan_best(const plan_key *k, float *buf, int *split) {
+  fftwf_plan best = plan_make(k, 0, buf);
+  *split = 0;
+  for (int n1 = 2; best && n1 * n1 < k->n; n1++) {
+    if (k->n % n1 || gcd(n1, k->n / n1) != 1) continue;
+    fftwf_plan p = plan_make(k, n1, buf);
+    if (p && fftwf_estimate_cost(p) < fftwf_estimate_cost(best)) {
+      fftwf_destroy_plan(best);
+      best = p, *split = n1;
+    } else if (p) {
+      fftwf_destroy_plan(p);
     }
-  int slot = s->cached;
-  if (slot == DS_PLAN_CACHE) {
-    slot = 0;
-    for (int i = 1; i < DS_PLAN_CACHE; i++)
-      if (s->cache[i].used < s->cache[slot].used) slot = i;
   }
-  pthread_mutex_lock(&planner_lock);
-  fftwf_plan p = plan_make(&k, buf);
-  if (p && slot < s->cached) fftwf_destroy_plan(s->cache[slot].plan);
-  pthread_mutex_unlock(&planner_lock);
-  if (!p) return NULL;
-  if (slot == s->cached) s->cached++;
-  s->cache[slot].key = k;
-  s->cache[slot].plan = p;
+  return best;
+}
+
+/* The cached plan for key, made on first use; *split (when not NULL) gets
+ * the split it uses. When the cache is full the least recently used plan
+ * goes (learned strides change shapes during training); the plans of the
+ * call in progress are the most recent, so a call never loses a plan it
+ * holds. */
+static fftwf_plan plan_get(cpu_state *s, plan_key k, float *buf, int *split) {
+  int slot = 0;
+  while (slot < s->cached && memcmp(&s->cache[slot].key, &k, sizeof k) != 0) slot++;
+  if (slot == s->cached) {
+    if (slot == DS_PLAN_CACHE)
+      for (int i = slot = 0; i < DS_PLAN_CACHE; i++)
+        if (s->cache[i].used < s->cache[slot].used) slot = i;
+    int chosen = k.split;
+    pthread_mutex_lock(&planner_lock);
+    fftwf_plan p = k.split == DS_SPLIT_BEST ? plan_best(&k, buf, &chosen) : plan_make(&k, k.split, buf);
+    if (p && slot < s->cached) fftwf_destroy_plan(s->cache[slot].plan);
+    pthread_mutex_unlock(&planner_lock);
+    if (!p) return NULL;
+    if (slot == s->cached) s->cached++;
+    s->cache[slot].key = k, s->cache[slot].plan = p, s->cache[slot].split = chosen;
+  }
   s->cache[slot].used = ++s->clock;
-  return p;
+  if (split) *split = s->cache[slot].split;
+  return s->cache[slot].plan;
 }
 
 /* The plans of an a x b grid in buf: rows, then all b columns (contiguous,
  * so FFTW vectorizes across them; transforming only the kept columns and
  * their mirrors measured slower, its strided loops run narrower SIMD
- * codelets). */
+ * codelets). The inverse columns use the split chosen for the forward ones,
+ * so that both agree on the grid's row orders. */
 static int grid_make(cpu_state *s, int a, int b, float *buf, grid_plans *p) {
-  for (int d = 0; d < 2; d++) {
-    int sign = d ? FFTW_BACKWARD : FFTW_FORWARD;
-    p->rows[d] = plan_get(s, (plan_key){s->plan_flags, sign, b, 1, 1, 0, a, b}, buf);
-    p->cols[d] = plan_get(s, (plan_key){s->plan_flags, sign, a, b, 1, 0, b, 1}, buf);
-    if (!p->rows[d] || !p->cols[d]) return 0;
-  }
-  return 1;
+  p->rows[0] = plan_get(s, (plan_key){s->plan_flags, FFTW_FORWARD, b, 1, 1, 0, a, b, 0}, buf, NULL);
+  p->rows[1] = plan_get(s, (plan_key){s->plan_flags, FFTW_BACKWARD, b, 1, 1, 0, a, b, 0}, buf, NULL);
+  p->cols[0] = plan_get(s, (plan_key){s->plan_flags, FFTW_FORWARD, a, b, 1, 0, b, 1, DS_SPLIT_BEST}, buf,
+                        &p->split);
+  if (!p->cols[0]) return 0;
+  p->cols[1] = plan_get(s, (plan_key){s->plan_flags, FFTW_BACKWARD, a, b, 1, 0, b, 1, p->split}, buf, NULL);
+  return p->rows[0] && p->rows[1] && p->cols[1];
+}
+
+/* b^-1 mod m, for coprime b and m. */
+static int inverse_mod(int b, int m) {
+  int t = 1;
+  while ((b * t) % m != 1 % m) t++;
+  return t;
+}
+
+void ds__cpu_grid_rows(int n, int split, int *spatial, int *spectral) {
+  int n1 = split ? split : 1, n2 = n / n1;
+  int t2 = inverse_mod(n2, n1), t1 = inverse_mod(n1, n2);
+  for (int i1 = 0; i1 < n1; i1++)
+    for (int i2 = 0; i2 < n2; i2++) {
+      spatial[(n2 * i1 + n1 * i2) % n] = i1 * n2 + i2;
+      spectral[(n2 * t2 * i1 + n1 * t1 * i2) % n] = i1 * n2 + i2;
+    }
 }
 
 ds_status ds__cpu_prepare(ds_context *ctx, const ds_crop *g, int count, crop_plans *p) {

@@ -25,10 +25,19 @@
  * floats of bin k get bin k's factor) so that the scaling loops are plain
  * float loops that vectorize; "r" arrays hold their factors reversed, for
  * the mirrored half of a row, which runs backwards in k. */
+/* The row orders of a grid of `rows` x `width` complex (cpu.h,
+ * ds__cpu_grid_rows): image row i is stored at spatial[i], spectrum row k
+ * at spectral[k]; split 0 when both are the identity. */
+typedef struct grid_rows {
+  int rows, width, split;
+  int *spatial, *spectral;
+} grid_rows;
+
 typedef struct crop_job {
   const ds_crop *g;
   const ds_batch *b;
   crop_plans p;
+  grid_rows gin, gout; /* of the arenas' in (h x w) and out (out_h x out_w) grids */
   const float *in, *x;
   float *out;
   int grad;
@@ -52,13 +61,13 @@ static long long images(const crop_job *j) { return (long long)j->b->n * j->b->c
 
 /* Two images (hw pixels, every step-th float of a and of b) into the real
  * and imaginary lanes of the grid in one pass (in NHWC they are adjacent
- * channels, so each pixel is one 8-byte read); m gets their largest
- * magnitudes. The maxima are taken on the bits of |v|, whose integer order
- * is the float order (NaN above infinity), because an integer maximum
- * vectorizes and a float one does not without -ffast-math. */
+ * channels, so each pixel is one 8-byte read); m is raised to their
+ * largest magnitudes. The maxima are taken on the bits of |v|, whose
+ * integer order is the float order (NaN above infinity), because an integer
+ * maximum vectorizes and a float one does not without -ffast-math. */
 static inline void load_pair_step(float *grid, const float *a, const float *b, int step, long long hw,
-                                  float m[2]) {
-  uint32_t ma = 0, mb = 0;
+                                  uint32_t m[2]) {
+  uint32_t ma = m[0], mb = m[1];
   for (long long p = 0; p < hw; p++) {
     float va = a[p * step], vb = b[p * step];
     uint32_t ua, ub;
@@ -67,12 +76,12 @@ static inline void load_pair_step(float *grid, const float *a, const float *b, i
     ma = ua > ma ? ua : ma, mb = ub > mb ? ub : mb;
     grid[2 * p] = va, grid[2 * p + 1] = vb;
   }
-  memcpy(&m[0], &ma, sizeof ma), memcpy(&m[1], &mb, sizeof mb);
+  m[0] = ma, m[1] = mb;
 }
 
 /* load_pair_step with the contiguous (NCHW) case compiled on its own, so
  * that it vectorizes. */
-static void load_pair(float *grid, const float *a, const float *b, int step, long long hw, float m[2]) {
+static void load_pair(float *grid, const float *a, const float *b, int step, long long hw, uint32_t m[2]) {
   if (step == 1)
     load_pair_step(grid, a, b, 1, hw, m);
   else
@@ -88,18 +97,29 @@ typedef struct packing {
   float back[2];
 } packing;
 
-/* grid (hw complex) = image 2*pair + i * 2^shift * image 2*pair+1, each
- * only if its bit is in lanes and it exists (else zeros), gathered from a
- * tensor of hw-pixel images; the shift is ds_pair_shift's. */
-static packing pack_images(const crop_job *j, float *grid, const float *t, long long pair, long long hw,
+/* Rows stored in order travel as one block (the whole image), permuted
+ * ones one by one. */
+static int row_run(const grid_rows *gr) { return gr->split ? 1 : gr->rows; }
+
+/* grid (gr's rows in spatial order) = image 2*pair + i * 2^shift * image
+ * 2*pair+1, each only if its bit is in lanes and it exists (else zeros),
+ * gathered from a tensor of images of gr's size; the shift is
+ * ds_pair_shift's. */
+static packing pack_images(const crop_job *j, const grid_rows *gr, float *grid, const float *t, long long pair,
                            int lanes) {
-  int step = ds_pixel_step(j->b->c, j->b->nhwc);
+  int step = ds_pixel_step(j->b->c, j->b->nhwc), run = row_run(gr);
+  long long hw = (long long)gr->rows * gr->width;
+  size_t row = (size_t)gr->width * (size_t)step;
   packing k = {lanes & (2 * pair + 1 < images(j) ? 3 : 1), 0, {1.0f, 1.0f}};
   const float *img[2];
   for (int lane = 0; lane < 2; lane++)
     img[lane] = t + ds_image_offset(2 * pair + (k.lanes & (1 << lane) ? lane : !lane), j->b->c, hw, j->b->nhwc);
+  uint32_t bits[2] = {0, 0};
+  for (int i = 0; i < gr->rows; i += run)
+    load_pair(grid + 2 * (size_t)gr->spatial[i] * (size_t)gr->width, img[0] + i * row, img[1] + i * row, step,
+              (long long)run * gr->width, bits);
   float m[2];
-  load_pair(grid, img[0], img[1], step, hw, m);
+  memcpy(m, bits, sizeof m);
   for (int lane = 0; lane < 2; lane++) { /* a lane not wanted got the other image: zeros */
     if (k.lanes & (1 << lane)) continue;
     m[lane] = 0.0f;
@@ -124,29 +144,40 @@ static inline void store_pair_step(const float *grid, float *a, float *b, int st
   for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p], b[p * step] = sb * grid[2 * p + 1];
 }
 
-/* The inverse of pack_images: real parts to one image, imaginary parts to
- * the other (only the lanes packed), each scaled back; the contiguous
- * (NCHW) case compiled on its own so that it vectorizes. */
-static void unpack_images(const crop_job *j, const float *grid, float *t, long long pair, long long hw,
-                          const packing *k) {
-  int step = ds_pixel_step(j->b->c, j->b->nhwc), only = k->lanes == 2;
-  float *a = t + ds_image_offset(2 * pair + only, j->b->c, hw, j->b->nhwc), sa = k->back[only];
-  float *b = t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc), sb = k->back[1];
+/* Pixels [0, n) of the grid's lanes to images a and b (see unpack_images);
+ * the contiguous (NCHW) case compiled on its own so that it vectorizes. */
+static void store_lanes(const float *grid, float *a, float *b, int step, long long n, const packing *k) {
+  int only = k->lanes == 2;
+  float sa = k->back[only], sb = k->back[1];
   if (k->lanes != 3 && step == 1)
-    store_lane_step(grid + only, a, 1, hw, sa);
+    store_lane_step(grid + only, a, 1, n, sa);
   else if (k->lanes != 3)
-    store_lane_step(grid + only, a, step, hw, sa);
+    store_lane_step(grid + only, a, step, n, sa);
   else if (step == 1)
-    store_pair_step(grid, a, b, 1, hw, sa, sb);
+    store_pair_step(grid, a, b, 1, n, sa, sb);
   else
-    store_pair_step(grid, a, b, step, hw, sa, sb);
+    store_pair_step(grid, a, b, step, n, sa, sb);
+}
+
+/* The inverse of pack_images: real parts to one image, imaginary parts to
+ * the other (only the lanes packed), each scaled back. */
+static void unpack_images(const crop_job *j, const grid_rows *gr, const float *grid, float *t, long long pair,
+                          const packing *k) {
+  int step = ds_pixel_step(j->b->c, j->b->nhwc), run = row_run(gr), only = k->lanes == 2;
+  long long hw = (long long)gr->rows * gr->width;
+  size_t row = (size_t)gr->width * (size_t)step;
+  float *a = t + ds_image_offset(2 * pair + only, j->b->c, hw, j->b->nhwc);
+  float *b = t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc);
+  for (int i = 0; i < gr->rows; i += run)
+    store_lanes(grid + 2 * (size_t)gr->spatial[i] * (size_t)gr->width, a + i * row, b + i * row, step,
+                (long long)run * gr->width, k);
 }
 
 /* Whether a shared transform spread a NaN or an infinity between the two
  * images: any such input makes the DC bin (the sum of the pixels) not
  * finite. Checked on the forward transforms of a packed pair only. */
-static int spread_bad_values(const packing *k, const float *spectrum) {
-  return k->lanes == 3 && !(isfinite(spectrum[0]) && isfinite(spectrum[1]));
+static int spread_bad_values(const packing *k, const float *dc) {
+  return k->lanes == 3 && !(isfinite(dc[0]) && isfinite(dc[1]));
 }
 
 /* A 2-D FFT of the grid: forward rows then columns, backward the reverse. */
@@ -156,11 +187,12 @@ static void grid_fft(const grid_plans *p, float *grid, int backward) {
   fftwf_execute_dft(backward ? p->rows[1] : p->cols[0], c, c);
 }
 
-/* Element (r, k) of a grid of width b. */
-static float *at(float *grid, int b, int r, int k) { return grid + 2 * ((size_t)r * (size_t)b + (size_t)k); }
-static const float *cat(const float *grid, int b, int r, int k) {
-  return grid + 2 * ((size_t)r * (size_t)b + (size_t)k);
+/* Bin (r, k) of a spectrum held in a grid with row orders gr. */
+static size_t bin(const grid_rows *gr, int r, int k) {
+  return 2 * ((size_t)gr->spectral[r] * (size_t)gr->width + (size_t)k);
 }
+static float *at(const grid_rows *gr, float *grid, int r, int k) { return grid + bin(gr, r, k); }
+static const float *cat(const grid_rows *gr, const float *grid, int r, int k) { return grid + bin(gr, r, k); }
 
 /* d = m * f * v over n complex numbers (f per float, see crop_job). */
 static void scaled_copy(float *restrict d, const float *restrict v, const float *restrict f, float m, int n) {
@@ -175,8 +207,8 @@ static void crop_self_mirror(const crop_job *j, const float *f, float *p, int i,
   int im = ds_mirror(i, g->out_h), km = ds_mirror(k, g->w);
   int r = ds_source_row(i, g->h, g->out_h, g->rows_lo);
   int rim = ds_mirror(ds_source_row(im, g->h, g->out_h, g->rows_lo), g->h);
-  ds_complex_combine(at(p, g->out_w, i, k), cat(f, g->w, r, k), 0.5f * j->mh[i] * j->fk[k],
-                     cat(f, g->w, rim, km), 0.5f * j->mh[im] * j->fk[k]);
+  ds_complex_combine(at(&j->gout, p, i, k), cat(&j->gin, f, r, k), 0.5f * j->mh[i] * j->fk[k],
+                     cat(&j->gin, f, rim, km), 0.5f * j->mh[im] * j->fk[k]);
 }
 
 /* Forward: the packed spectrum F (h x w, in) masked and cropped into P
@@ -190,8 +222,8 @@ static void crop_spectrum(const crop_job *j, const float *f, float *p) {
   for (int i = 0; i < oh; i++) {
     int im = ds_mirror(i, oh), r = ds_source_row(i, g->h, oh, g->rows_lo);
     int rm = ds_mirror(ds_source_row(im, g->h, oh, g->rows_lo), g->h);
-    scaled_copy(at(p, ow, i, 1), cat(f, g->w, r, 1), j->f2, j->mh[i], n);
-    scaled_copy(at(p, ow, i, ow - n), cat(f, g->w, rm, g->w - n), j->fr2, j->mh[im], n);
+    scaled_copy(at(&j->gout, p, i, 1), cat(&j->gin, f, r, 1), j->f2, j->mh[i], n);
+    scaled_copy(at(&j->gout, p, i, ow - n), cat(&j->gin, f, rm, g->w - n), j->fr2, j->mh[im], n);
     crop_self_mirror(j, f, p, i, 0);
     if (n + 1 < g->kc) crop_self_mirror(j, f, p, i, g->kc - 1);
   }
@@ -206,8 +238,8 @@ static void uncrop_self_mirror(const crop_job *j, const float *d, float *f, int 
     int i = ds_cropped_row(r, g->h, oh, g->rows_lo);
     int mi = ds_cropped_row(ds_mirror(r, g->h), g->h, oh, g->rows_lo);
     float t = i < 0 ? 0.0f : 0.5f * j->mh[i] * j->bk[k], tm = mi < 0 ? 0.0f : 0.5f * j->mh[mi] * j->bk[k];
-    ds_complex_combine(at(f, g->w, r, k), cat(d, ow, i < 0 ? 0 : i, k), t,
-                       cat(d, ow, ds_mirror(mi < 0 ? 0 : mi, oh), ds_mirror(k, ow)), tm);
+    ds_complex_combine(at(&j->gin, f, r, k), cat(&j->gout, d, i < 0 ? 0 : i, k), t,
+                       cat(&j->gout, d, ds_mirror(mi < 0 ? 0 : mi, oh), ds_mirror(k, ow)), tm);
   }
 }
 
@@ -222,8 +254,8 @@ static void uncrop_spectrum(const crop_job *j, const float *d, float *f) {
   memset(f, 0, sizeof(float) * 2 * (size_t)g->h * (size_t)g->w);
   for (int i = 0; i < oh; i++) {
     int r = ds_source_row(i, g->h, oh, g->rows_lo);
-    scaled_copy(at(f, g->w, r, 1), cat(d, ow, i, 1), j->b2, j->mh[i], n);
-    scaled_copy(at(f, g->w, ds_mirror(r, g->h), g->w - n), cat(d, ow, ds_mirror(i, oh), ow - n), j->br2,
+    scaled_copy(at(&j->gin, f, r, 1), cat(&j->gout, d, i, 1), j->b2, j->mh[i], n);
+    scaled_copy(at(&j->gin, f, ds_mirror(r, g->h), g->w - n), cat(&j->gout, d, ds_mirror(i, oh), ow - n), j->br2,
                 j->mh[i], n);
   }
   uncrop_self_mirror(j, d, f, 0);
@@ -247,9 +279,9 @@ static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, cons
   float s0 = ky->back[0] * kx->back[0], s1 = ky->back[1] * kx->back[1];
   for (int i = 0; i < oh; i++) {
     int r = ds_source_row(i, g->h, oh, g->rows_lo);
-    const float *z = cat(a->in, g->w, r, 0), *y = cat(a->out, ow, i, 0);
-    mirror_row(a->zm, cat(a->in, g->w, ds_mirror(r, g->h), 0), g->w, kc);
-    mirror_row(a->ym, cat(a->out, ow, ds_mirror(i, oh), 0), ow, kc);
+    const float *z = cat(&j->gin, a->in, r, 0), *y = cat(&j->gout, a->out, i, 0);
+    mirror_row(a->zm, cat(&j->gin, a->in, ds_mirror(r, g->h), 0), g->w, kc);
+    mirror_row(a->ym, cat(&j->gout, a->out, ds_mirror(i, oh), 0), ow, kc);
     double *sum = a->sums + (size_t)i * (size_t)kc;
     for (int k = 0; k < kc; k++) {
       float p[2];
@@ -264,13 +296,12 @@ static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, cons
  * transform would spread to its partner: the caller then runs them one by
  * one, so that each image's result depends on that image alone. */
 static int forward_pair(const crop_job *j, arena *a, long long pair, int lanes) {
-  const ds_crop *g = j->g;
-  packing k = pack_images(j, a->in, j->in, pair, (long long)g->h * g->w, lanes);
+  packing k = pack_images(j, &j->gin, a->in, j->in, pair, lanes);
   grid_fft(&j->p.in, a->in, 0);
-  if (spread_bad_values(&k, a->in)) return 0;
+  if (spread_bad_values(&k, cat(&j->gin, a->in, 0, 0))) return 0;
   crop_spectrum(j, a->in, a->out);
   grid_fft(&j->p.out, a->out, 1);
-  unpack_images(j, a->out, j->out, pair, (long long)g->out_h * g->out_w, &k);
+  unpack_images(j, &j->gout, a->out, j->out, pair, &k);
   return 1;
 }
 
@@ -279,20 +310,19 @@ static int forward_pair(const crop_job *j, arena *a, long long pair, int lanes) 
  * ds__mask_gradients) and dx follow from it (bk holds c_k and the scale).
  * Returns 0 as forward_pair, before anything is accumulated or written. */
 static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes) {
-  const ds_crop *g = j->g;
-  packing ky = pack_images(j, a->out, j->in, pair, (long long)g->out_h * g->out_w, lanes), kx = ky;
+  packing ky = pack_images(j, &j->gout, a->out, j->in, pair, lanes), kx = ky;
   grid_fft(&j->p.out, a->out, 0);
-  if (spread_bad_values(&ky, a->out)) return 0;
+  if (spread_bad_values(&ky, cat(&j->gout, a->out, 0, 0))) return 0;
   if (j->grad) {
-    kx = pack_images(j, a->in, j->x, pair, (long long)g->h * g->w, lanes);
+    kx = pack_images(j, &j->gin, a->in, j->x, pair, lanes);
     grid_fft(&j->p.in, a->in, 0);
-    if (spread_bad_values(&kx, a->in)) return 0;
+    if (spread_bad_values(&kx, cat(&j->gin, a->in, 0, 0))) return 0;
     accumulate_pair(j, a, &ky, &kx);
   }
   if (!j->out) return 1;
   uncrop_spectrum(j, a->out, a->in);
   grid_fft(&j->p.in, a->in, 1);
-  unpack_images(j, a->in, j->out, pair, (long long)g->h * g->w, &ky);
+  unpack_images(j, &j->gin, a->in, j->out, pair, &ky);
   return 1;
 }
 
@@ -363,15 +393,32 @@ static int job_factors(crop_job *j) {
   return 1;
 }
 
-/* Sets up the job's plans, arenas and factors; returns the thread count
- * through *threads. */
+/* The row orders of the job's two grids, in one block freed by job_end. */
+static int job_rows(crop_job *j) {
+  const ds_crop *g = j->g;
+  int *block = malloc(sizeof(int) * 2 * (size_t)(g->h + g->out_h));
+  if (!block) return 0;
+  j->gin = (grid_rows){g->h, g->w, j->p.in.split, block, block + g->h};
+  j->gout = (grid_rows){g->out_h, g->out_w, j->p.out.split, block + 2 * g->h, block + 2 * g->h + g->out_h};
+  ds__cpu_grid_rows(g->h, j->gin.split, j->gin.spatial, j->gin.spectral);
+  ds__cpu_grid_rows(g->out_h, j->gout.split, j->gout.spatial, j->gout.spectral);
+  return 1;
+}
+
+/* Sets up the job's plans, arenas, row orders and factors; returns the
+ * thread count through *threads. */
 static ds_status job_begin(ds_context *ctx, crop_job *j, int *threads) {
   int t = ds__cpu_threads(ctx->state, (images(j) + 1) / 2);
   *threads = t < DS_MAX_THREADS ? t : DS_MAX_THREADS;
   ds_status st = ds__cpu_prepare(ctx, j->g, *threads, &j->p);
   if (st != DS_OK) return st;
-  if (!job_factors(j)) return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "mask factors: out of memory");
+  if (!job_rows(j) || !job_factors(j)) return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "mask factors: out of memory");
   return DS_OK;
+}
+
+static void job_end(crop_job *j) {
+  free(j->mh);
+  free(j->gin.spatial);
 }
 
 ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
@@ -380,7 +427,7 @@ ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, 
   int threads;
   ds_status st = job_begin(ctx, &j, &threads);
   if (st == DS_OK) run_parallel(&j, ctx->state, threads, 0);
-  free(j.mh);
+  job_end(&j);
   return st;
 }
 
@@ -390,7 +437,7 @@ ds_status ds__cpu_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
   int threads;
   ds_status st = job_begin(ctx, &j, &threads);
   if (st == DS_OK) run_parallel(&j, ctx->state, threads, 1);
-  free(j.mh);
+  job_end(&j);
   if (st != DS_OK || !gh) return st;
   arena *a = ((cpu_state *)ctx->state)->arenas;
   size_t bins = (size_t)g->out_h * (size_t)g->kc;
