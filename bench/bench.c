@@ -1,7 +1,9 @@
 /*
  * Benchmark of libdiffstride through its public header: DiffStride and fixed
  * spectral pooling, forward, backward and forward+backward, on a table of
- * shapes with strides (2, 2). One warm-up call per operation (it builds the
+ * shapes with strides (2, 2); "diffstride_train" is DiffStride through the
+ * training calls (ds_diffstride_forward_training keeping a reserve,
+ * ds_diffstride_backward_reserved reading it instead of x). One warm-up call per operation (it builds the
  * FFT plans), then the median time of --reps calls.
  *
  *   bench [--device cpu|cuda] [--threads T] [--reps R] [--shapes LIST] [--csv]
@@ -75,6 +77,8 @@ typedef struct bench {
   shape s;
   int ds_h, ds_w, sp_h, sp_w;
   float *x, *y, *dy, *dx;
+  void *reserve; /* of the training calls */
+  size_t reserve_bytes;
   float dstrides[2];
 } bench;
 
@@ -132,6 +136,24 @@ static void ds_fwdbwd(bench *b) {
   ds_bwd(b);
 }
 
+static void tr_fwd(bench *b) {
+  check(ds_diffstride_forward_training(b->ctx, &b->desc, b->s.n, b->s.c, b->s.h, b->s.w, STRIDES, b->x,
+                                       b->ds_h, b->ds_w, b->y, b->reserve, b->reserve_bytes),
+        "ds_diffstride_forward_training");
+}
+
+static void tr_bwd(bench *b) {
+  check(ds_diffstride_backward_reserved(b->ctx, &b->desc, b->s.n, b->s.c, b->s.h, b->s.w, STRIDES,
+                                        b->reserve, b->reserve_bytes, b->ds_h, b->ds_w, b->dy, b->dx,
+                                        b->dstrides),
+        "ds_diffstride_backward_reserved");
+}
+
+static void tr_fwdbwd(bench *b) {
+  tr_fwd(b);
+  tr_bwd(b);
+}
+
 static void sp_fwd(bench *b) {
   check(ds_spectral_pool_forward(b->ctx, (int)b->s.layout, b->s.n, b->s.c, b->s.h, b->s.w, STRIDES,
                                  b->x, b->sp_h, b->sp_w, b->y),
@@ -153,6 +175,10 @@ static size_t ds_fwd_floats(const bench *b) { return in_floats(b) + ds_out_float
 static size_t ds_bwd_floats(const bench *b) { return 2 * in_floats(b) + ds_out_floats(b); }
 static size_t ds_all_floats(const bench *b) { return ds_fwd_floats(b) + ds_bwd_floats(b); }
 static size_t ds_all_once(const bench *b) { return 2 * ds_fwd_floats(b); }
+static size_t reserve_floats(const bench *b) { return b->reserve_bytes / sizeof(float); }
+static size_t tr_fwd_floats(const bench *b) { return ds_fwd_floats(b) + reserve_floats(b); }
+static size_t tr_bwd_floats(const bench *b) { return in_floats(b) + ds_out_floats(b) + reserve_floats(b); }
+static size_t tr_all_floats(const bench *b) { return tr_fwd_floats(b) + tr_bwd_floats(b); }
 static size_t sp_floats(const bench *b) { return in_floats(b) + sp_out_floats(b); }
 static size_t sp_all_floats(const bench *b) { return 2 * sp_floats(b); }
 
@@ -162,6 +188,9 @@ static const op OPS[] = {
     {"diffstride", "fwd", ds_fwd, ds_fwd_floats, ds_fwd_floats},
     {"diffstride", "bwd", ds_bwd, ds_bwd_floats, ds_bwd_floats},
     {"diffstride", "fwd+bwd", ds_fwdbwd, ds_all_floats, ds_all_once},
+    {"diffstride_train", "fwd", tr_fwd, tr_fwd_floats, tr_fwd_floats},
+    {"diffstride_train", "bwd", tr_bwd, tr_bwd_floats, tr_bwd_floats},
+    {"diffstride_train", "fwd+bwd", tr_fwdbwd, tr_all_floats, tr_all_floats},
     {"spectral_pool", "fwd", sp_fwd, sp_floats, sp_floats},
     {"spectral_pool", "bwd", sp_bwd, sp_floats, sp_floats},
     {"spectral_pool", "fwd+bwd", sp_fwdbwd, sp_all_floats, sp_all_floats},
@@ -230,6 +259,8 @@ static void bench_sizes(bench *b, ds_context *ctx, shape s) {
         "ds_diffstride_output_size");
   check(ds_spectral_pool_output_size(s.h, s.w, STRIDES, &b->sp_h, &b->sp_w),
         "ds_spectral_pool_output_size");
+  check(ds_diffstride_reserve_size(&b->desc, s.n, s.c, s.h, s.w, STRIDES, &b->reserve_bytes),
+        "ds_diffstride_reserve_size");
 }
 
 static void bench_init(bench *b, ds_context *ctx, shape s) {
@@ -238,6 +269,7 @@ static void bench_init(bench *b, ds_context *ctx, shape s) {
   b->dx = alloc_floats(in_floats(b));
   b->y = alloc_floats(out_floats(b));
   b->dy = alloc_floats(out_floats(b));
+  b->reserve = xmalloc(b->reserve_bytes);
   fill(b->x, in_floats(b), 1u);
   fill(b->dy, out_floats(b), 2u);
 }
@@ -247,6 +279,7 @@ static void bench_free(bench *b) {
   free(b->dx);
   free(b->y);
   free(b->dy);
+  free(b->reserve);
 }
 
 /* ------------------------------------------------------------------- output */
@@ -324,6 +357,7 @@ static void gpu_bench_init(bench *b, shape s) {
   b->dy = device_filled(out_floats(b), 2u);
   b->dx = device_floats(in_floats(b));
   b->y = device_floats(out_floats(b));
+  b->reserve = device_floats(reserve_floats(b));
 }
 
 static void gpu_bench_free(bench *b) {
@@ -331,6 +365,7 @@ static void gpu_bench_free(bench *b) {
   cuda_check(cudaFree(b->dx), "cudaFree");
   cuda_check(cudaFree(b->y), "cudaFree");
   cuda_check(cudaFree(b->dy), "cudaFree");
+  cuda_check(cudaFree(b->reserve), "cudaFree");
 }
 
 /* A CUDA context on the stream; NULL (with ds_last_error() set) when

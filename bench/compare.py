@@ -5,7 +5,9 @@ with the same device, threads, reps and shapes and prints them side by side.
     python3 bench/compare.py [--device cpu|cuda] [--threads T] [--reps R]
                              [--shapes LIST] [--bench PATH]
 
-ratio = torch ms / library ms (above 1: the library is faster). When torch
+ratio = torch ms / library ms (above 1: the library is faster); the
+library's "diffstride_train" rows (its training calls) are set against
+PyTorch's DiffStride rows, the same layer with autograd. When torch
 cannot be imported (or, with --device cuda, cannot use the GPU) it says so
 and prints the library's timings alone.
 
@@ -33,6 +35,8 @@ TORCH_INSTALL = (
     "filelock typing-extensions sympy mpmath networkx jinja2 MarkupSafe fsspec\n"
     "  (the rest of torch's CUDA libraries come from the CUDA 13 toolkit under /usr/local;\n"
     "  without it: python3 -m pip install torch, which pulls several GB; see bench/README.md)")
+# The PyTorch layer each library layer is compared with.
+PEER_LAYER = {"diffstride_train": "diffstride"}
 # The issue's goals, checked on this row (when it was run).
 GOAL_ROW = ("128x64x32x32", "nchw", "diffstride", "fwd+bwd")
 GOAL_FLOOR, GOAL_SPEEDUP, GOAL_EXTRA_X = 2.0, 5.0, 1.0
@@ -80,6 +84,11 @@ def common_args(args):
     return extra + (["--shapes", args.shapes] if args.shapes else [])
 
 
+def peer(key):
+    """The torch row key for a library row key."""
+    return key[:2] + (PEER_LAYER.get(key[2], key[2]),) + key[3:]
+
+
 def print_table(lib, torch_rows):
     """Side-by-side table; torch_rows is None when torch is missing."""
     head = f"{'shape':16s} {'layout':6s} {'layer':14s} {'op':8s} {'library ms':>11s}"
@@ -87,8 +96,8 @@ def print_table(lib, torch_rows):
     for key, row in lib.items():
         ms = float(row["ms"])
         line = f"{key[0]:16s} {key[1]:6s} {key[2]:14s} {key[3]:8s} {ms:11.3f}"
-        if torch_rows is not None and key in torch_rows:
-            torch_ms = float(torch_rows[key]["ms"])
+        if torch_rows is not None and peer(key) in torch_rows:
+            torch_ms = float(torch_rows[peer(key)]["ms"])
             line += f" {torch_ms:10.3f} {torch_ms / ms:9.2f}"
         print(line)
 
@@ -96,7 +105,7 @@ def print_table(lib, torch_rows):
 def cuda_cells(key, row, torch_rows):
     """One GPU table line's cells after the key."""
     ms = float(row["ms"])
-    torch_ms = float(torch_rows[key]["ms"]) if torch_rows and key in torch_rows else None
+    torch_ms = float(torch_rows[peer(key)]["ms"]) if torch_rows and peer(key) in torch_rows else None
     cells = [f"{ms:11.4f}",
              f"{torch_ms:10.4f}" if torch_ms is not None else f"{'-':>10s}",
              f"{torch_ms / ms:9.2f}" if torch_ms is not None else f"{'-':>9s}",

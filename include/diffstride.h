@@ -25,6 +25,8 @@
 #ifndef DIFFSTRIDE_H
 #define DIFFSTRIDE_H
 
+#include <stddef.h> /* size_t */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -153,6 +155,42 @@ DS_API ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_des
                                         int c, int h, int w, const float strides[2],
                                         const float *x, int out_h, int out_w, const float *dy,
                                         float *dx, float dstrides[2]);
+
+/* Training calls: a forward that keeps, in a reserve buffer the caller
+ * owns, what the stride gradient needs from x (each image's spectrum at the
+ * kept frequencies), and a backward that reads it from there instead of
+ * transforming x again (as cuDNN's training calls share a reserve space).
+ * Same numbers as ds_diffstride_forward / ds_diffstride_backward up to
+ * float rounding; on the CPU the backward with dstrides is about a third
+ * faster (docs/benchmarks.md), and x need not be kept for the backward.
+ *
+ * *bytes = the reserve size for this batch and geometry: 64 + 8*n*c*out_h*K
+ * bytes, K = out_w/2 + 1 (for [128,64,32,32] at strides 2, 19.5 MiB, 0.61x
+ * the size of x). */
+DS_API ds_status ds_diffstride_reserve_size(const ds_diffstride_desc *desc, int n, int c, int h,
+                                            int w, const float strides[2], size_t *bytes);
+/* ds_diffstride_forward, and the reserve (reserve_bytes at least
+ * ds_diffstride_reserve_size's, 8-byte aligned; a device pointer on a CUDA
+ * context) filled for ds_diffstride_backward_reserved. */
+DS_API ds_status ds_diffstride_forward_training(ds_context *ctx, const ds_diffstride_desc *desc,
+                                                int n, int c, int h, int w,
+                                                const float strides[2], const float *x, int out_h,
+                                                int out_w, float *y, void *reserve,
+                                                size_t reserve_bytes);
+/* ds_diffstride_backward with x's part taken from a reserve that
+ * ds_diffstride_forward_training filled for the same batch size and
+ * geometry (input and output size; DS_ERR_INVALID_ARGUMENT, naming what it
+ * was written for, otherwise). The reserve is read only for dstrides and
+ * may be NULL when dstrides is NULL. The spectra it holds are not masked,
+ * so strides that changed since the forward but give the same output size
+ * use the same reserve. On a CUDA context a non-NULL dstrides also makes the
+ * call wait for the device once at its start (to read the reserve's
+ * header). */
+DS_API ds_status ds_diffstride_backward_reserved(ds_context *ctx, const ds_diffstride_desc *desc,
+                                                 int n, int c, int h, int w,
+                                                 const float strides[2], const void *reserve,
+                                                 size_t reserve_bytes, int out_h, int out_w,
+                                                 const float *dy, float *dx, float dstrides[2]);
 
 /* ------------------------------------------------------------- 1-D DiffStride */
 

@@ -37,10 +37,9 @@ ds_status ds_diffstride_output_size(const ds_diffstride_desc *desc, int h, int w
   return DS_OK;
 }
 
-/* The checks common to every DiffStride call on a batch. */
-static ds_status diffstride_prepare(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
-                                    int h, int w, const float strides[2], int out_h, int out_w,
-                                    ds_crop *g, ds_stride_state *s, ds_batch *b) {
+ds_status ds__diffstride_prepare(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
+                                 int h, int w, const float strides[2], int out_h, int out_w, ds_crop *g,
+                                 ds_stride_state *s, ds_batch *b) {
   ds_status st = ds__check_context(ctx);
   if (st == DS_OK) st = ds__diffstride_geometry(ctx, desc, h, w, strides, g, s);
   if (st == DS_OK) st = ds__check_batch(ctx, n, c, h, w);
@@ -55,22 +54,19 @@ ds_status ds_diffstride_forward(ds_context *ctx, const ds_diffstride_desc *desc,
   ds_crop g;
   ds_stride_state s;
   ds_batch b;
-  ds_status st = diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
+  ds_status st = ds__diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
   if (st == DS_OK) st = ds__check_ptr(ctx, x, "x");
   if (st == DS_OK) st = ds__check_ptr(ctx, y, "y");
   if (st != DS_OK) return st;
-  return ctx->backend->forward(ctx, &g, &b, x, y);
+  return ctx->backend->forward(ctx, &g, &b, x, y, NULL);
 }
 
-/* Backward through the backend, with the mask gradients reduced into
- * dstrides when asked for. */
-static ds_status crop_backward(ds_context *ctx, const ds_crop *g, const ds_stride_state *s,
-                               const ds_batch *b, const float *x, const float *dy, float *dx,
-                               float *dstrides) {
-  if (!dstrides) return dx ? ctx->backend->backward(ctx, g, b, NULL, dy, dx, NULL, NULL) : DS_OK;
+ds_status ds__crop_backward(ds_context *ctx, const ds_crop *g, const ds_stride_state *s, const ds_batch *b,
+                            const float *x, const float *keep, const float *dy, float *dx, float *dstrides) {
+  if (!dstrides) return dx ? ctx->backend->backward(ctx, g, b, NULL, NULL, dy, dx, NULL, NULL) : DS_OK;
   double *gm = malloc(sizeof(double) * (size_t)(g->out_h + g->kc));
   if (!gm) return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "backward: out of memory");
-  ds_status st = ctx->backend->backward(ctx, g, b, x, dy, dx, gm, gm + g->out_h);
+  ds_status st = ctx->backend->backward(ctx, g, b, x, keep, dy, dx, gm, gm + g->out_h);
   if (st == DS_OK) ds__stride_gradient(g, s, gm, gm + g->out_h, dstrides);
   free(gm);
   return st;
@@ -82,12 +78,12 @@ ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_desc *desc
   ds_crop g;
   ds_stride_state s;
   ds_batch b;
-  ds_status st = diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
+  ds_status st = ds__diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
   if (st == DS_OK) st = ds__check_ptr(ctx, dy, "dy");
   if (st == DS_OK && dstrides && !x)
     st = ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "x: NULL pointer, needed for dstrides");
   if (st != DS_OK) return st;
-  return crop_backward(ctx, &g, &s, &b, x, dy, dx, dstrides);
+  return ds__crop_backward(ctx, &g, &s, &b, x, NULL, dy, dx, dstrides);
 }
 
 ds_status ds_diffstride1d_effective_stride(const ds_diffstride_desc *desc, int l, float stride,
@@ -133,7 +129,7 @@ ds_status ds_diffstride1d_forward(ds_context *ctx, const ds_diffstride_desc *des
   if (st == DS_OK) st = ds__check_ptr(ctx, x, "x");
   if (st == DS_OK) st = ds__check_ptr(ctx, y, "y");
   if (st != DS_OK) return st;
-  return ctx->backend->forward(ctx, &g, &b, x, y);
+  return ctx->backend->forward(ctx, &g, &b, x, y, NULL);
 }
 
 ds_status ds_diffstride1d_backward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
@@ -147,7 +143,7 @@ ds_status ds_diffstride1d_backward(ds_context *ctx, const ds_diffstride_desc *de
   if (st == DS_OK) st = ds__check_ptr(ctx, dy, "dy");
   if (st == DS_OK && dstride && !x)
     st = ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "x: NULL pointer, needed for dstride");
-  if (st == DS_OK) st = crop_backward(ctx, &g, &s, &b, x, dy, dx, dstride ? both : NULL);
+  if (st == DS_OK) st = ds__crop_backward(ctx, &g, &s, &b, x, NULL, dy, dx, dstride ? both : NULL);
   if (st == DS_OK && dstride) *dstride = both[1];
   return st;
 }
@@ -188,7 +184,7 @@ ds_status ds_spectral_pool_forward(ds_context *ctx, int layout, int n, int c, in
   ds_batch b;
   ds_status st =
       spectral_prepare(ctx, layout, n, c, h, w, strides, out_h, out_w, "x", x, "y", y, &g, &b);
-  return st != DS_OK ? st : ctx->backend->forward(ctx, &g, &b, x, y);
+  return st != DS_OK ? st : ctx->backend->forward(ctx, &g, &b, x, y, NULL);
 }
 
 ds_status ds_spectral_pool_backward(ds_context *ctx, int layout, int n, int c, int h, int w,
@@ -198,5 +194,5 @@ ds_status ds_spectral_pool_backward(ds_context *ctx, int layout, int n, int c, i
   ds_batch b;
   ds_status st =
       spectral_prepare(ctx, layout, n, c, h, w, strides, out_h, out_w, "dy", dy, "dx", dx, &g, &b);
-  return st != DS_OK ? st : ctx->backend->backward(ctx, &g, &b, NULL, dy, dx, NULL, NULL);
+  return st != DS_OK ? st : ctx->backend->backward(ctx, &g, &b, NULL, NULL, dy, dx, NULL, NULL);
 }

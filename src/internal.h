@@ -14,6 +14,7 @@ extern "C" { /* also compiled into the CUDA backend (C++) */
 #endif
 
 #define DS_ERROR_LEN 256
+#define DS_COPY_MAX 64
 
 /* The whole geometry of one crop operation: DiffStride and spectral pooling
  * are both "rfft2, multiply by a separable mask, keep a block of rows and the
@@ -45,12 +46,19 @@ typedef struct ds_batch {
 
 /* What a backend implements: the crop op forward, and backward into dx and
  * the mask gradients gh[out_h] = dL/dm_h(cropped row), gw[kc] = dL/dm_w(bin),
- * summed over the batch (gh, gw NULL: not wanted; x is then unused). */
+ * summed over the batch (gh, gw NULL: not wanted; x and keep are then
+ * unused). keep, when not NULL, is a reserve's spectra (n*c x out_h x kc
+ * complex, in the context's memory): the forward stores there each image's
+ * X = rfft2(x) at the kept bins (ds_kept_bin), and the backward reads X
+ * from there instead of transforming x (x is then unused). copy moves
+ * `bytes` (at most DS_COPY_MAX: a reserve's header) between the host and
+ * the context's memory (to it when upload). */
 typedef struct ds_backend {
   ds_status (*forward)(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                       float *y);
+                       float *y, float *keep);
   ds_status (*backward)(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                        const float *dy, float *dx, double *gh, double *gw);
+                        const float *keep, const float *dy, float *dx, double *gh, double *gw);
+  ds_status (*copy)(ds_context *ctx, void *dst, const void *src, size_t bytes, int upload);
   ds_status (*set_threads)(ds_context *ctx, int threads);
   ds_status (*set_stream)(ds_context *ctx, void *stream);
   ds_status (*set_reproducible)(ds_context *ctx, int reproducible);
@@ -105,6 +113,15 @@ void ds__mask_gradients(const ds_crop *g, const double *sums, double *gh, double
  * image `first`: `size`, or less where its group or the batch ends. */
 long long ds__chunk_size(long long group, size_t per_image, size_t budget);
 long long ds__chunk_length(long long first, long long images, long long group, long long size);
+/* The checks common to every DiffStride call on a batch (api.c), and the
+ * geometry, strides and batch they give. */
+ds_status ds__diffstride_prepare(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c, int h,
+                                 int w, const float strides[2], int out_h, int out_w, ds_crop *g,
+                                 ds_stride_state *s, ds_batch *b);
+/* Backward through the backend (X from keep when not NULL, else from x),
+ * with the mask gradients reduced into dstrides when asked for. */
+ds_status ds__crop_backward(ds_context *ctx, const ds_crop *g, const ds_stride_state *s, const ds_batch *b,
+                            const float *x, const float *keep, const float *dy, float *dx, float *dstrides);
 /* dL/dstrides from the mask gradients of the backend. */
 void ds__stride_gradient(const ds_crop *g, const ds_stride_state *s, const double *gh,
                          const double *gw, float dstrides[2]);

@@ -49,12 +49,20 @@ DS_HD void ds_uncrop_element(const ds_crop *g, const float *y, float *d, long lo
   d[2 * e] = out[0], d[2 * e + 1] = out[1];
 }
 
+/* Where kept bin e = i*kc + k (cropped row i, bin k) lies in X (h x kw):
+ * r*kw + k, r the spectrum row of cropped row i. A reserve
+ * (ds_diffstride_forward_training) holds X at the kept bins, element e at e. */
+DS_HD long long ds_kept_bin(const ds_crop *g, long long e) {
+  int k = (int)(e % g->kc), i = (int)(e / g->kc);
+  return (long long)ds_source_row(i, g->h, g->out_h, g->rows_lo) * g->kw + k;
+}
+
 /* Re(conj(Y[i][k]) X[r][k]) for kept bin e = i*kc + k of one image: its
  * term of the per-bin sums the stride gradient is formed from
- * (ds__mask_gradients). */
-DS_HD double ds_grad_element(const ds_crop *g, const float *y, const float *x, long long e) {
-  int k = (int)(e % g->kc), i = (int)(e / g->kc), r = ds_source_row(i, g->h, g->out_h, g->rows_lo);
-  return ds_grad_product(y + 2 * e, x + 2 * ((long long)r * g->kw + k));
+ * (ds__mask_gradients). x is X (h x kw), or with kept the image's X at the
+ * kept bins only (out_h x kc, a reserve's). */
+DS_HD double ds_grad_element(const ds_crop *g, const float *y, const float *x, int kept, long long e) {
+  return ds_grad_product(y + 2 * e, x + 2 * (kept ? e : ds_kept_bin(g, e)));
 }
 
 #endif /* DS_SPECTRAL_ELEMENTS_H */

@@ -42,22 +42,28 @@ static void strict_c2r(int a, int b, const float *spec, float *img) {
   fftwf_destroy_plan(p), fftwf_free(in), fftwf_free(out);
 }
 
-/* Forward and backward of the golden case through the element functions. */
-static void emulate(const golden *gd, const ds_crop *g, const float *x, const float *dy, float *y, float *dx, double *sums) {
+/* Forward and backward of the golden case through the element functions;
+ * the gradient sums both from X (sums) and, as after
+ * ds_diffstride_forward_training, from X kept at the kept bins (kept). */
+static void emulate(const golden *gd, const ds_crop *g, const float *x, const float *dy, float *y, float *dx, double *sums,
+                    double *kept) {
   size_t hw = (size_t)g->h * g->w, ohw = (size_t)g->out_h * g->out_w;
   long long nx = (long long)g->h * g->kw, nz = (long long)g->out_h * g->kc;
   float *sx = malloc(sizeof(float) * 2 * nx), *sz = malloc(sizeof(float) * 2 * nz), *sy = malloc(sizeof(float) * 2 * nz);
-  memset(sums, 0, sizeof(double) * nz);
+  float *keep = malloc(sizeof(float) * 2 * nz);
+  memset(sums, 0, sizeof(double) * nz), memset(kept, 0, sizeof(double) * nz);
   for (int img = 0; img < gd->n * gd->c; img++) {
     rfft2(g->h, g->w, x + img * hw, sx);
     for (long long e = 0; e < nz; e++) ds_crop_element(g, sx, sz, e);
+    for (long long e = 0; e < nz; e++)
+      keep[2 * e] = sx[2 * ds_kept_bin(g, e)], keep[2 * e + 1] = sx[2 * ds_kept_bin(g, e) + 1];
     strict_c2r(g->out_h, g->out_w, sz, y + img * ohw);
     rfft2(g->out_h, g->out_w, dy + img * ohw, sy);
-    for (long long e = 0; e < nz; e++) sums[e] += ds_grad_element(g, sy, sx, e);
+    for (long long e = 0; e < nz; e++) sums[e] += ds_grad_element(g, sy, sx, 0, e), kept[e] += ds_grad_element(g, sy, keep, 1, e);
     for (long long e = 0; e < nx; e++) ds_uncrop_element(g, sy, sx, e);
     strict_c2r(g->h, g->w, sx, dx + img * hw);
   }
-  free(sx), free(sz), free(sy);
+  free(sx), free(sz), free(sy), free(keep);
 }
 
 static char **names;
@@ -75,8 +81,10 @@ START_TEST(test_elements_give_golden) {
                                  : ds__spectral_geometry(NULL, gd.h, gd.w, s, &g), DS_OK);
   size_t in = (size_t)gd.n * gd.c * gd.h * gd.w, out = (size_t)gd.n * gd.c * gd.out_h * gd.out_w;
   float *x = to_float(gd.x, in), *dy = to_float(gd.dy, out), *y = malloc(sizeof(float) * out), *dx = malloc(sizeof(float) * in);
-  double *sums = malloc(sizeof(double) * g.out_h * g.kc), *gh = malloc(sizeof(double) * (g.out_h + g.kc));
-  emulate(&gd, &g, x, dy, y, dx, sums);
+  double *sums = malloc(sizeof(double) * g.out_h * g.kc), *kept = malloc(sizeof(double) * g.out_h * g.kc);
+  double *gh = malloc(sizeof(double) * (g.out_h + g.kc));
+  emulate(&gd, &g, x, dy, y, dx, sums, kept);
+  ck_assert_msg(!memcmp(sums, kept, sizeof(double) * g.out_h * g.kc), "%s: sums from the kept bins differ", gd.name);
   ck_assert_msg(rel_error_fd(y, gd.y, out) < 1e-5, "%s: y error %g", gd.name, rel_error_fd(y, gd.y, out));
   ck_assert_msg(rel_error_fd(dx, gd.dx, in) < 1e-5, "%s: dx error %g", gd.name, rel_error_fd(dx, gd.dx, in));
   if (gd.diffstride) {
@@ -87,7 +95,7 @@ START_TEST(test_elements_give_golden) {
     for (int i = 0; i < 2; i++)
       ck_assert_msg(fabs(ds[i] - gd.dstrides[i]) <= 1e-4 * scale, "%s: dstrides[%d] %g, want %g", gd.name, i, (double)ds[i], gd.dstrides[i]);
   }
-  free(x), free(dy), free(y), free(dx), free(sums), free(gh);
+  free(x), free(dy), free(y), free(dx), free(sums), free(kept), free(gh);
   golden_free(&gd);
 }
 END_TEST

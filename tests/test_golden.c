@@ -1,7 +1,9 @@
 /* Every golden case, in both layouts: output size, effective strides,
- * forward, dx and dstrides at the tolerances of the golden README. */
+ * forward, dx and dstrides at the tolerances of the golden README, through
+ * the plain calls and (DiffStride) the training calls. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "golden.h"
 #include "util.h"
@@ -34,6 +36,28 @@ static void expect_close(const float *got, const double *want, const golden *g, 
   ck_assert_msg(err < tol, "%s layout %d: %s relative error %g >= %g", g->name, layout, what, err, tol);
 }
 
+/* The training calls (forward keeping a reserve, backward reading it) on
+ * the same case: y and dx bitwise those of the plain calls (the same
+ * transforms), dstrides the golden's. */
+static void check_training(ds_context *ctx, const golden *g, const ds_diffstride_desc *d, const float s[2],
+                           const float *x, const float *dy, const float *y, const float *dx) {
+  size_t in = (size_t)g->n * g->c * g->h * g->w, out = (size_t)g->n * g->c * g->out_h * g->out_w, bytes;
+  ck_assert_int_eq(ds_diffstride_reserve_size(d, g->n, g->c, g->h, g->w, s, &bytes), DS_OK);
+  void *reserve = malloc(bytes);
+  float *y2 = malloc(sizeof(float) * out), *dx2 = malloc(sizeof(float) * in), ds[2];
+  ck_assert_int_eq(ds_diffstride_forward_training(ctx, d, g->n, g->c, g->h, g->w, s, x, g->out_h, g->out_w, y2,
+                                                  reserve, bytes), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward_reserved(ctx, d, g->n, g->c, g->h, g->w, s, reserve, bytes, g->out_h,
+                                                   g->out_w, dy, dx2, ds), DS_OK);
+  ck_assert_msg(!memcmp(y2, y, sizeof(float) * out), "%s: training forward y differs", g->name);
+  ck_assert_msg(!memcmp(dx2, dx, sizeof(float) * in), "%s: reserved backward dx differs", g->name);
+  double scale = fmax(fabs(g->dstrides[0]), fabs(g->dstrides[1]));
+  for (int i = 0; i < 2; i++)
+    ck_assert_msg(fabs(ds[i] - g->dstrides[i]) <= 1e-4 * scale, "%s layout %d: reserved dstrides[%d] %.9g, want %.9g",
+                  g->name, d->layout, i, (double)ds[i], g->dstrides[i]);
+  free(reserve), free(y2), free(dx2);
+}
+
 static void check_diffstride(ds_context *ctx, const golden *g, int layout, const float *x,
                              const float *dy, float *y, float *dx) {
   ds_diffstride_desc d;
@@ -54,6 +78,7 @@ static void check_diffstride(ds_context *ctx, const golden *g, int layout, const
   for (int i = 0; i < 2; i++)
     ck_assert_msg(fabs(ds[i] - g->dstrides[i]) <= 1e-4 * scale, "%s layout %d: dstrides[%d] %.9g, want %.9g",
                   g->name, layout, i, (double)ds[i], g->dstrides[i]);
+  check_training(ctx, g, &d, s, x, dy, y, dx);
 }
 
 static void check_spectral(ds_context *ctx, const golden *g, int layout, const float *x,

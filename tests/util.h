@@ -32,5 +32,6 @@ Suite *elementwise_suite(void);
 Suite *penalty_suite(void);
 Suite *diffstride1d_suite(void);
 Suite *cuda_elements_suite(void);
+Suite *reserve_suite(void);
 
 #endif

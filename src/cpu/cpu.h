@@ -78,9 +78,9 @@ typedef struct crop_plans {
 ds_status ds__cpu_prepare(ds_context *ctx, const ds_crop *g, int count, crop_plans *p);
 /* The crop op on the CPU (cpu_crop.c), as ds_backend's forward/backward. */
 ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                          float *y);
+                          float *y, float *keep);
 ds_status ds__cpu_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                           const float *dy, float *dx, double *gh, double *gw);
+                           const float *keep, const float *dy, float *dx, double *gh, double *gw);
 /* Where the rows of an n-row grid are stored when its column transforms
  * use split (0: plain, each row in place): image row i at spatial[i],
  * spectrum row k at spectral[k]. With n = n1 n2, the Good-Thomas input

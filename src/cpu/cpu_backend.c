@@ -180,6 +180,12 @@ static ds_status cpu_set_reproducible(ds_context *ctx, int reproducible) {
   return DS_OK;
 }
 
+static ds_status cpu_copy(ds_context *ctx, void *dst, const void *src, size_t bytes, int upload) {
+  (void)ctx, (void)upload;
+  memcpy(dst, src, bytes);
+  return DS_OK;
+}
+
 static void cpu_destroy(void *state) {
   cpu_state *s = state;
   pthread_mutex_lock(&planner_lock);
@@ -190,7 +196,7 @@ static void cpu_destroy(void *state) {
   free(s);
 }
 
-const ds_backend ds__cpu_backend = {ds__cpu_forward, ds__cpu_backward,     cpu_set_threads,
+const ds_backend ds__cpu_backend = {ds__cpu_forward, ds__cpu_backward,     cpu_copy,   cpu_set_threads,
                                     cpu_set_stream,  cpu_set_reproducible, cpu_destroy};
 
 ds_status ds__cpu_open(ds_context *ctx) {

@@ -19,8 +19,10 @@
 
 #define DS_MAX_THREADS 256
 
-/* One call's work. Forward: in = x, out = y. Backward: in = dy, out = dx
- * (NULL: not wanted), x read for the mask gradients when grad is set.
+/* One call's work. Forward: in = x, out = y, and what the gradient sums
+ * read of x's spectra to keep when it is set. Backward: in = dy, out = dx
+ * (NULL: not wanted), and for the mask gradients, when grad is set, x's
+ * spectra from kept when it is set, else from x.
  * The per-bin factors are stored once per float of a complex number (both
  * floats of bin k get bin k's factor) so that the scaling loops are plain
  * float loops that vectorize; "r" arrays hold their factors reversed, for
@@ -40,6 +42,8 @@ typedef struct crop_job {
   grid_rows gin, gout; /* of the arenas' in (h x w) and out (out_h x out_w) grids */
   const float *in, *x;
   float *out;
+  float *keep;       /* forward: the reserve's spectra (pair_block), written */
+  const float *kept; /* backward: the same, read */
   int grad;
   int crop_n;    /* bins 1..crop_n of a cropped row are plain copies (not self-mirrored) */
   int uncrop_n;  /* bins 1..uncrop_n of a spectrum row of dx are plain copies */
@@ -270,17 +274,58 @@ static void mirror_row(float *dst, const float *src, int b, int kc) {
   }
 }
 
+/* A reserve's spectra on the CPU, per pair: the two packing scales of x
+ * (back[0], back[1]; NaN when x's images went through the transforms one by
+ * one), then per cropped row i the kc bins of row r(i) of the packed
+ * spectrum F and bins 0, w-kc+1, ..., w-1 of row -r(i) (what the gradient
+ * sums read of F). This is the pair's offset in floats. */
+static size_t pair_block(const crop_job *j, long long pair) {
+  return (size_t)pair * (2 + 4 * (size_t)j->g->out_h * (size_t)j->g->kc);
+}
+
+/* The pair's block from F (in); split: only the NaN scales (and zeros). */
+static void keep_pair(const crop_job *j, const arena *a, long long pair, const packing *k, int split) {
+  const ds_crop *g = j->g;
+  size_t kc = (size_t)g->kc;
+  float *block = j->keep + pair_block(j, pair);
+  block[0] = split ? NAN : k->back[0], block[1] = split ? NAN : k->back[1];
+  for (int i = 0; i < g->out_h; i++) {
+    float *row = block + 2 + 4 * kc * (size_t)i;
+    int r = ds_source_row(i, g->h, g->out_h, g->rows_lo), rm = ds_mirror(r, g->h);
+    if (split) {
+      memset(row, 0, sizeof(float) * 4 * kc);
+      continue;
+    }
+    memcpy(row, cat(&j->gin, a->in, r, 0), sizeof(float) * 2 * kc);
+    memcpy(row + 2 * kc, cat(&j->gin, a->in, rm, 0), sizeof(float) * 2);
+    memcpy(row + 2 * kc + 2, cat(&j->gin, a->in, rm, g->w - g->kc + 1), sizeof(float) * 2 * (kc - 1));
+  }
+}
+
+/* Bins 0..kc-1 of the packed X of cropped row i (returned) and their
+ * mirrors (-r, -k) into zm, from F (in) or from the pair's reserve block. */
+static const float *x_row(const crop_job *j, arena *a, const float *block, int i) {
+  const ds_crop *g = j->g;
+  if (block) {
+    const float *row = block + 2 + 4 * (size_t)g->kc * (size_t)i;
+    mirror_row(a->zm, row + 2 * g->kc, g->kc, g->kc);
+    return row;
+  }
+  int r = ds_source_row(i, g->h, g->out_h, g->rows_lo);
+  mirror_row(a->zm, cat(&j->gin, a->in, ds_mirror(r, g->h), 0), g->w, g->kc);
+  return cat(&j->gin, a->in, r, 0);
+}
+
 /* sums[i][k] += s0 Re(conj(Y0) X0) + s1 Re(conj(Y1) X1) over the kept bins,
  * for the two images of the pair, from the packed spectra of dy (out) and
- * x (in); s0, s1 undo the packings' scales. */
-static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, const packing *kx) {
+ * x (in, or the reserve block); s0, s1 undo the packings' scales. */
+static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, const packing *kx,
+                            const float *block) {
   const ds_crop *g = j->g;
   int oh = g->out_h, ow = g->out_w, kc = g->kc;
   float s0 = ky->back[0] * kx->back[0], s1 = ky->back[1] * kx->back[1];
   for (int i = 0; i < oh; i++) {
-    int r = ds_source_row(i, g->h, oh, g->rows_lo);
-    const float *z = cat(&j->gin, a->in, r, 0), *y = cat(&j->gout, a->out, i, 0);
-    mirror_row(a->zm, cat(&j->gin, a->in, ds_mirror(r, g->h), 0), g->w, kc);
+    const float *z = x_row(j, a, block, i), *y = cat(&j->gout, a->out, i, 0);
     mirror_row(a->ym, cat(&j->gout, a->out, ds_mirror(i, oh), 0), ow, kc);
     double *sum = a->sums + (size_t)i * (size_t)kc;
     for (int k = 0; k < kc; k++) {
@@ -299,6 +344,7 @@ static int forward_pair(const crop_job *j, arena *a, long long pair, int lanes) 
   packing k = pack_images(j, &j->gin, a->in, j->in, pair, lanes);
   grid_fft(&j->p.in, a->in, 0);
   if (spread_bad_values(&k, cat(&j->gin, a->in, 0, 0))) return 0;
+  if (j->keep) keep_pair(j, a, pair, &k, lanes != 3);
   crop_spectrum(j, a->in, a->out);
   grid_fft(&j->p.out, a->out, 1);
   unpack_images(j, &j->gout, a->out, j->out, pair, &k);
@@ -313,11 +359,15 @@ static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes)
   packing ky = pack_images(j, &j->gout, a->out, j->in, pair, lanes), kx = ky;
   grid_fft(&j->p.out, a->out, 0);
   if (spread_bad_values(&ky, cat(&j->gout, a->out, 0, 0))) return 0;
-  if (j->grad) {
+  if (j->grad && j->kept) {
+    const float *block = j->kept + pair_block(j, pair);
+    kx = (packing){3, 0, {block[0], block[1]}};
+    accumulate_pair(j, a, &ky, &kx, block);
+  } else if (j->grad) {
     kx = pack_images(j, &j->gin, a->in, j->x, pair, lanes);
     grid_fft(&j->p.in, a->in, 0);
     if (spread_bad_values(&kx, cat(&j->gin, a->in, 0, 0))) return 0;
-    accumulate_pair(j, a, &ky, &kx);
+    accumulate_pair(j, a, &ky, &kx, NULL);
   }
   if (!j->out) return 1;
   uncrop_spectrum(j, a->out, a->in);
@@ -422,8 +472,8 @@ static void job_end(crop_job *j) {
 }
 
 ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                          float *y) {
-  crop_job j = {.g = g, .b = b, .in = x, .out = y};
+                          float *y, float *keep) {
+  crop_job j = {.g = g, .b = b, .in = x, .out = y, .keep = keep};
   int threads;
   ds_status st = job_begin(ctx, &j, &threads);
   if (st == DS_OK) run_parallel(&j, ctx->state, threads, 0);
@@ -432,8 +482,8 @@ ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, 
 }
 
 ds_status ds__cpu_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                           const float *dy, float *dx, double *gh, double *gw) {
-  crop_job j = {.g = g, .b = b, .in = dy, .x = x, .out = dx, .grad = gh != NULL};
+                           const float *keep, const float *dy, float *dx, double *gh, double *gw) {
+  crop_job j = {.g = g, .b = b, .in = dy, .x = x, .out = dx, .kept = keep, .grad = gh != NULL};
   int threads;
   ds_status st = job_begin(ctx, &j, &threads);
   if (st == DS_OK) run_parallel(&j, ctx->state, threads, 1);

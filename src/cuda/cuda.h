@@ -46,8 +46,8 @@ ds_status ds__cuda_reserve(ds_context *ctx, size_t bytes, size_t count);
 ds_status ds__cuda_fail(ds_context *ctx, const char *what, int code);
 
 ds_status ds__cuda_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                           float *y);
+                           float *y, float *keep);
 ds_status ds__cuda_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                            const float *dy, float *dx, double *gh, double *gw);
+                            const float *keep, const float *dy, float *dx, double *gh, double *gw);
 
 #endif /* DS_CUDA_H */

@@ -112,6 +112,31 @@ static ds_status cuda_set_reproducible(ds_context *ctx, int reproducible) {
                   "order; use a CPU context for bit-reproducible runs");
 }
 
+/* A few bytes passed by value, so that an upload needs neither a host
+ * buffer that outlives the call nor a wait (a copy from pageable memory
+ * would wait for the stream). */
+typedef struct small_bytes {
+  unsigned char b[DS_COPY_MAX];
+} small_bytes;
+
+__global__ void put_bytes(small_bytes v, unsigned char *dst, int n) {
+  if ((int)threadIdx.x < n) dst[threadIdx.x] = v.b[threadIdx.x];
+}
+
+/* Uploads on the stream; downloads wait for it (the caller reads at once). */
+static ds_status cuda_copy(ds_context *ctx, void *dst, const void *src, size_t bytes, int upload) {
+  cuda_state *s = (cuda_state *)ctx->state;
+  if (upload) {
+    small_bytes v;
+    memcpy(v.b, src, bytes);
+    put_bytes<<<1, DS_COPY_MAX, 0, s->stream>>>(v, (unsigned char *)dst, (int)bytes);
+  } else if (cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s->stream) == cudaSuccess) {
+    cudaStreamSynchronize(s->stream);
+  }
+  cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? DS_OK : ds__cuda_fail(ctx, upload ? "writing a reserve header" : "reading a reserve header", (int)e);
+}
+
 static void cuda_destroy(void *state) {
   cuda_state *s = (cuda_state *)state;
   cudaStreamSynchronize(s->stream);
@@ -123,8 +148,8 @@ static void cuda_destroy(void *state) {
   free(s);
 }
 
-static const ds_backend cuda_backend = {ds__cuda_forward,   ds__cuda_backward, cuda_set_threads,
-                                        cuda_set_stream,    cuda_set_reproducible, cuda_destroy};
+static const ds_backend cuda_backend = {ds__cuda_forward, ds__cuda_backward,     cuda_copy,   cuda_set_threads,
+                                        cuda_set_stream,  cuda_set_reproducible, cuda_destroy};
 
 ds_status ds__cuda_open(ds_context *ctx) {
   int devices = 0;

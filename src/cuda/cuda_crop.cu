@@ -1,11 +1,11 @@
 /* The crop op on the GPU: batched 2-D real FFTs (cuFFT R2C/C2R) around
  * element-wise kernels built from the shared per-element functions
  * (elementwise.h, masks.h), everything on the context's stream.
- *   forward:  R2C(x) -> mask, crop, Hermitian part of columns 0 and out_w/2
- *             -> C2R -> y;
- *   backward: R2C(dy) -> [R2C(x) -> per-bin sums of Re(conj(Y) X), copied
- *             to the host] -> [scaled, placed back, Hermitian part of
- *             columns 0 and w/2 -> C2R -> dx].
+ *   forward:  R2C(x) -> [X at the kept bins to a reserve] -> mask, crop,
+ *             Hermitian part of columns 0 and out_w/2 -> C2R -> y;
+ *   backward: R2C(dy) -> [R2C(x), or X from a reserve -> per-bin sums of
+ *             Re(conj(Y) X), copied to the host] -> [scaled, placed back,
+ *             Hermitian part of columns 0 and w/2 -> C2R -> dx].
  * cuFFT's C2R assumes a Hermitian spectrum; the Hermitian part of the two
  * self-mirrored columns is exactly the spec's inverse convention. */
 #include <limits.h>
@@ -25,6 +25,13 @@ __global__ void crop_kernel(ds_crop g, const cplx *x, cplx *z, long long count) 
   if (e < count) ds_crop_element(&g, (const float *)(x + e / per * g.h * g.kw), (float *)(z + e / per * per), e % per);
 }
 
+/* K (images x out_h x kc), X at the kept bins (a reserve's spectra),
+ * from X (images x h x kw): ds_kept_bin. */
+__global__ void keep_kernel(ds_crop g, const cplx *x, cplx *k, long long count) {
+  long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x, per = (long long)g.out_h * g.kc;
+  if (e < count) k[e] = x[e / per * g.h * g.kw + ds_kept_bin(&g, e % per)];
+}
+
 /* D (images x h x kw), the spectrum of dx, from Y (images x out_h x kc):
  * ds_uncrop_element. */
 __global__ void uncrop_kernel(ds_crop g, const cplx *y, cplx *d, long long count) {
@@ -38,31 +45,34 @@ static ds_status launched(ds_context *ctx, const char *what) {
   return e == cudaSuccess ? DS_OK : ds__cuda_fail(ctx, what, (int)e);
 }
 
-/* sums[i][k] += sum over a chunk of images of Re(conj(Y[i][k]) X[r][k]):
+/* sums[i][k] += sum over a chunk of images of Re(conj(Y[i][k]) X[r][k])
+ * (X images x h x kw, or with kept images x out_h x kc):
  * x-dimension threads take the kept bins (consecutive threads read
  * consecutive bins), y-dimension blocks the chunks of `chunk` images, so the
  * batch is reduced in parallel; sums must be zero first. The atomic adds
  * make the last bits of dstrides depend on their order. */
-__global__ void grad_kernel(ds_crop g, const cplx *y, const cplx *x, long long images, long long chunk,
-                            double *sums) {
+__global__ void grad_kernel(ds_crop g, const cplx *y, const cplx *x, int kept, long long images,
+                            long long chunk, double *sums) {
   long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x;
   if (e >= (long long)g.out_h * g.kc) return;
   long long first = blockIdx.y * chunk, last = first + chunk < images ? first + chunk : images;
   double acc = 0.0;
+  long long per = (long long)g.out_h * g.kc, xper = kept ? per : (long long)g.h * g.kw;
   for (long long img = first; img < last; img++)
-    acc += ds_grad_element(&g, (const float *)(y + img * g.out_h * g.kc), (const float *)(x + img * g.h * g.kw), e);
+    acc += ds_grad_element(&g, (const float *)(y + img * per), (const float *)(x + img * xper), kept, e);
   atomicAdd(&sums[e], acc);
 }
 
 /* The gradient sums of one chunk added to s->sums on the stream: 64
  * images a block row (at most 65535 rows). */
-static ds_status reduce_gradients(ds_context *ctx, const ds_crop *g, const cplx *y, const cplx *x,
+static ds_status reduce_gradients(ds_context *ctx, const ds_crop *g, const cplx *y, const cplx *x, int kept,
                                   long long images) {
   cuda_state *s = (cuda_state *)ctx->state;
   long long bins = (long long)g->out_h * g->kc, chunks = (images + 63) / 64;
   if (chunks > 65535) chunks = 65535;
   long long chunk = (images + chunks - 1) / chunks;
-  grad_kernel<<<dim3(blocks(bins), (unsigned)chunks), DS_BLOCK, 0, s->stream>>>(*g, y, x, images, chunk, s->sums);
+  grad_kernel<<<dim3(blocks(bins), (unsigned)chunks), DS_BLOCK, 0, s->stream>>>(*g, y, x, kept, images, chunk,
+                                                                                s->sums);
   return launched(ctx, "gradient kernel");
 }
 
@@ -117,21 +127,23 @@ static chunk chunk_at(const chunking *c, long long first) {
 }
 
 static ds_status forward_chunk(ds_context *ctx, const ds_crop *g, const ds_batch *b, const chunking *c,
-                               chunk ch, const float *x, float *y) {
-  long long count = ch.count * g->out_h * g->kc;
+                               chunk ch, const float *x, float *y, cplx *keep) {
+  long long per = (long long)g->out_h * g->kc, count = ch.count * per;
+  cudaStream_t stream = ((cuda_state *)ctx->state)->stream;
   ds_status st = real_fft(ctx, b, ch, 0, g->h, g->w, (float *)x, c->in);
   if (st != DS_OK) return st;
-  crop_kernel<<<blocks(count), DS_BLOCK, 0, ((cuda_state *)ctx->state)->stream>>>(*g, c->in, c->out, count);
+  if (keep) keep_kernel<<<blocks(count), DS_BLOCK, 0, stream>>>(*g, c->in, keep + ch.first * per, count);
+  crop_kernel<<<blocks(count), DS_BLOCK, 0, stream>>>(*g, c->in, c->out, count);
   st = launched(ctx, "crop kernel");
   return st == DS_OK ? real_fft(ctx, b, ch, 1, g->out_h, g->out_w, y, c->out) : st;
 }
 
 ds_status ds__cuda_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                           float *y) {
+                           float *y, float *keep) {
   chunking c;
   ds_status st = spectra(ctx, g, b, &c);
   for (chunk ch = chunk_at(&c, 0); st == DS_OK && ch.first < c.images; ch = chunk_at(&c, ch.first + ch.count))
-    st = forward_chunk(ctx, g, b, &c, ch, x, y);
+    st = forward_chunk(ctx, g, b, &c, ch, x, y, (cplx *)keep);
   return st;
 }
 
@@ -149,12 +161,14 @@ static ds_status mask_gradients(ds_context *ctx, const ds_crop *g, double *gh, d
 }
 
 /* One chunk of the backward: Y = R2C(dy) (out); with grad, X = R2C(x) (in)
- * and its sums added; with dx, the spectrum of dx (in) and its C2R. */
+ * or the reserve's X (keep), and its sums added; with dx, the spectrum of dx
+ * (in) and its C2R. */
 static ds_status backward_chunk(ds_context *ctx, const ds_crop *g, const ds_batch *b, const chunking *c,
-                                chunk ch, const float *x, const float *dy, float *dx, int grad) {
+                                chunk ch, const float *x, const cplx *keep, const float *dy, float *dx, int grad) {
+  const cplx *xs = keep ? keep + ch.first * g->out_h * g->kc : c->in;
   ds_status st = real_fft(ctx, b, ch, 0, g->out_h, g->out_w, (float *)dy, c->out);
-  if (st == DS_OK && grad) st = real_fft(ctx, b, ch, 0, g->h, g->w, (float *)x, c->in);
-  if (st == DS_OK && grad) st = reduce_gradients(ctx, g, c->out, c->in, ch.count);
+  if (st == DS_OK && grad && !keep) st = real_fft(ctx, b, ch, 0, g->h, g->w, (float *)x, c->in);
+  if (st == DS_OK && grad) st = reduce_gradients(ctx, g, c->out, xs, keep != NULL, ch.count);
   if (st != DS_OK || !dx) return st;
   long long count = ch.count * g->h * g->kw;
   uncrop_kernel<<<blocks(count), DS_BLOCK, 0, ((cuda_state *)ctx->state)->stream>>>(*g, c->out, c->in, count);
@@ -163,7 +177,7 @@ static ds_status backward_chunk(ds_context *ctx, const ds_crop *g, const ds_batc
 }
 
 ds_status ds__cuda_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
-                            const float *dy, float *dx, double *gh, double *gw) {
+                            const float *keep, const float *dy, float *dx, double *gh, double *gw) {
   cuda_state *s = (cuda_state *)ctx->state;
   chunking c;
   ds_status st = spectra(ctx, g, b, &c);
@@ -171,7 +185,7 @@ ds_status ds__cuda_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b
       cudaMemsetAsync(s->sums, 0, sizeof(double) * (size_t)g->out_h * g->kc, s->stream) != cudaSuccess)
     st = ds__cuda_fail(ctx, "clearing the gradient sums", (int)cudaGetLastError());
   for (chunk ch = chunk_at(&c, 0); st == DS_OK && ch.first < c.images; ch = chunk_at(&c, ch.first + ch.count))
-    st = backward_chunk(ctx, g, b, &c, ch, x, dy, dx, gh != NULL);
+    st = backward_chunk(ctx, g, b, &c, ch, x, (const cplx *)keep, dy, dx, gh != NULL);
   if (st == DS_OK && gh) st = mask_gradients(ctx, g, gh, gw);
   return st;
 }
