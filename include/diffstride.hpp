@@ -445,6 +445,52 @@ inline Gradients diffstride_grad(Context &ctx, const DiffStrideOptions &opts, co
   return g;
 }
 
+// ----------------------------------------------------- training calls
+
+/// Bytes of the reserve the training calls share for an (n, c, h, w) input.
+inline std::size_t reserve_size(const DiffStrideOptions &opts, int n, int c, int h, int w,
+                                std::array<float, 2> strides) {
+  const ds_diffstride_desc d = opts.desc();
+  std::size_t bytes = 0;
+  check(ds_diffstride_reserve_size(&d, n, c, h, w, strides.data(), &bytes));
+  return bytes;
+}
+
+/// diffstride_forward that also fills the reserve (reserve_bytes bytes,
+/// 8-byte aligned; device memory on a CUDA context) for
+/// diffstride_backward_reserved.
+inline void diffstride_forward_training(Context &ctx, const DiffStrideOptions &opts,
+                                        TensorView<const float> x, std::array<float, 2> strides,
+                                        TensorView<float> y, void *reserve,
+                                        std::size_t reserve_bytes) {
+  detail::same_layout("x", x, "opts.layout", opts.layout);
+  detail::same_layout("y", y, "opts.layout", opts.layout);
+  detail::same_batch("y", y, "x", x);
+  const ds_diffstride_desc d = opts.desc();
+  check(ds_diffstride_forward_training(ctx.get(), &d, x.n(), x.c(), x.h(), x.w(), strides.data(),
+                                       x.data(), y.h(), y.w(), y.data(), reserve, reserve_bytes),
+        ctx.get());
+}
+
+/// diffstride_backward with x's part read from a reserve that
+/// diffstride_forward_training filled: in is the input image size, dy
+/// gives n, c and the output size; dx as in diffstride_backward.
+inline std::array<float, 2> diffstride_backward_reserved(Context &ctx, const DiffStrideOptions &opts,
+                                                         Size2d in, TensorView<const float> dy,
+                                                         std::array<float, 2> strides,
+                                                         const void *reserve,
+                                                         std::size_t reserve_bytes, float *dx,
+                                                         bool want_dstrides = true) {
+  detail::same_layout("dy", dy, "opts.layout", opts.layout);
+  const ds_diffstride_desc d = opts.desc();
+  std::array<float, 2> grad{0.0f, 0.0f};
+  check(ds_diffstride_backward_reserved(ctx.get(), &d, dy.n(), dy.c(), in.h, in.w, strides.data(),
+                                        reserve, reserve_bytes, dy.h(), dy.w(), dy.data(), dx,
+                                        want_dstrides ? grad.data() : nullptr),
+        ctx.get());
+  return grad;
+}
+
 // ---------------------------------------------------------- 1-D DiffStride
 
 inline float effective_stride1d(const DiffStrideOptions &opts, int l, float stride) {

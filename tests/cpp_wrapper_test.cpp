@@ -353,6 +353,22 @@ void bitwise_vs_c() {
     ds_w = ds::diffstride_backward(ctx, o, xv, dyv, cf.strides, nullptr);
     EXPECT(same_bits(ds_w, ds_c), "dstrides-only backward differs from the C API");
 
+    // training calls: the same bits as the plain ones
+    const std::size_t bytes = ds::reserve_size(o, cf.n, cf.c, cf.h, cf.w, cf.strides);
+    std::size_t bytes_c = 0;
+    EXPECT(ds_diffstride_reserve_size(&d, cf.n, cf.c, cf.h, cf.w, cf.strides.data(), &bytes_c) == DS_OK &&
+               bytes == bytes_c,
+           "reserve_size differs from the C API");
+    std::vector<std::uint64_t> reserve((bytes + 7) / 8);
+    Vec y_t(dy.size()), dx_t(x.size());
+    ds::diffstride_forward_training(ctx, o, xv, cf.strides, TensorView<float>(y_t, out, cf.layout),
+                                    reserve.data(), bytes);
+    EXPECT(same_bits(y_t, y_c), "diffstride_forward_training y differs from the C forward");
+    ds_w = ds::diffstride_backward_reserved(ctx, o, ds::Size2d{cf.h, cf.w}, dyv, cf.strides,
+                                            reserve.data(), bytes, dx_t.data());
+    EXPECT(same_bits(dx_t, dx_c) && same_bits(ds_w, ds_c),
+           "diffstride_backward_reserved differs from the C backward");
+
     const ds::Gradients gr =
         ds::diffstride_grad(ctx, o, x.data(), dy.data(), cf.n, cf.c, cf.h, cf.w, cf.strides);
     EXPECT(same_bits(gr.dx, dx_c) && same_bits(gr.dstrides, ds_c),
@@ -470,6 +486,16 @@ void errors() {
                               dx.data()));
   EXPECT_CTX_ERROR(ds::InvalidArgument, DS_ERR_INVALID_ARGUMENT, "n: 0, must be >= 1", ctx,
                    ds::diffstride(ctx, o, x.data(), 0, 2, 32, 32, s2));
+  std::vector<std::uint64_t> reserve((ds::reserve_size(o, 1, 2, 32, 32, s2) + 7) / 8);
+  EXPECT_CTX_ERROR(ds::InvalidArgument, DS_ERR_INVALID_ARGUMENT, "reserve_bytes: 64", ctx,
+                   ds::diffstride_forward_training(ctx, o, xv, s2, yv, reserve.data(), 64));
+  EXPECT_CTX_ERROR(ds::InvalidArgument, DS_ERR_INVALID_ARGUMENT,
+                   "reserve: not written by ds_diffstride_forward_training", ctx,
+                   ds::diffstride_backward_reserved(ctx, o, ds::Size2d{32, 32},
+                                                    TensorView<const float>(dy, {1, 2, 24, 24}), s2,
+                                                    reserve.data(), 8 * reserve.size(), dx.data()));
+  EXPECT_ERROR(ds::InvalidArgument, DS_ERR_INVALID_ARGUMENT, "n: 0",
+               ds::reserve_size(o, 0, 2, 32, 32, s2));
   EXPECT_CTX_ERROR(ds::InvalidArgument, DS_ERR_INVALID_ARGUMENT, "strides[0]: nan", ctx,
                    ds::diffstride_forward(ctx, o, xv, {NAN, 2.0f}, yv));
 

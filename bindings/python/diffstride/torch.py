@@ -129,7 +129,9 @@ class _Call:
     """One forward call on x (from _library_input): its layout and shape.
 
     Subclasses set `out_shape` and implement forward(x) -> y and
-    backward(x, dy, need_dx, need_dstrides) -> (dx, dstrides or None).
+    backward(kept, dy, need_dx, need_dstrides) -> (dx, dstrides or None),
+    where kept is what forward_keeping(x) kept for the stride gradient (x
+    itself unless a subclass keeps less) or None when it is not wanted.
     """
 
     def __init__(self, x):
@@ -138,6 +140,10 @@ class _Call:
         self.channels_last = _channels_last(x)
         self.layout = int(self.channels_last)  # DS_LAYOUT_NHWC / NLC, else NCHW / NCL
         self.in_shape, self.device = tuple(x.shape), x.device
+
+    def forward_keeping(self, x):
+        """y, and what the stride gradient needs of x."""
+        return self.forward(x), x
 
     def new(self, shape):
         return _empty(shape, self.device, self.channels_last)
@@ -165,15 +171,17 @@ class _LibraryFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, strides, call):
         ctx.call = call
-        if ctx.needs_input_grad[1]:
-            ctx.save_for_backward(x)
-        return call.forward(x)
+        if not ctx.needs_input_grad[1]:
+            return call.forward(x)
+        y, kept = call.forward_keeping(x)
+        ctx.save_for_backward(kept)
+        return y
 
     @staticmethod
     def backward(ctx, dy):
         need_dx, need_dstrides = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        x = ctx.saved_tensors[0] if need_dstrides else None
-        dx, dstrides = ctx.call.backward(x, ctx.call.dense(dy), need_dx, need_dstrides)
+        kept = ctx.saved_tensors[0] if need_dstrides else None
+        dx, dstrides = ctx.call.backward(kept, ctx.call.dense(dy), need_dx, need_dstrides)
         return dx, dstrides, None
 
 
@@ -224,12 +232,26 @@ class _DiffStride2dCall(_Call):
                  self.w, self.strides, _addr(x), self.out_shape[2], self.out_shape[3], _addr(y))
         return y
 
-    def backward(self, x, dy, need_dx, need_dstrides):
+    def forward_keeping(self, x):
+        """y, and the reserve of the library's training calls (x's spectra at
+        the kept frequencies, 0.6x the size of x for stride 2), so that x
+        itself need not be kept."""
+        size = ctypes.c_size_t()
+        _lib.call("ds_diffstride_reserve_size", ctypes.byref(self.desc), self.n, self.c, self.h,
+                  self.w, self.strides, ctypes.byref(size))
+        y = self.new(self.out_shape)
+        reserve = torch.empty(size.value, dtype=torch.uint8, device=self.device)
+        self.run(x, "ds_diffstride_forward_training", ctypes.byref(self.desc), self.n, self.c,
+                 self.h, self.w, self.strides, _addr(x), self.out_shape[2], self.out_shape[3],
+                 _addr(y), _addr(reserve), size.value)
+        return y, reserve
+
+    def backward(self, reserve, dy, need_dx, need_dstrides):
         dx = self.new(self.in_shape) if need_dx else None
         ds = (ctypes.c_float * 2)() if need_dstrides else None
-        self.run(dy, "ds_diffstride_backward", ctypes.byref(self.desc), self.n, self.c, self.h,
-                 self.w, self.strides, _addr(x), self.out_shape[2], self.out_shape[3],
-                 _addr(dy), _addr(dx), ds)
+        self.run(dy, "ds_diffstride_backward_reserved", ctypes.byref(self.desc), self.n, self.c,
+                 self.h, self.w, self.strides, _addr(reserve), 0 if reserve is None else reserve.numel(),
+                 self.out_shape[2], self.out_shape[3], _addr(dy), _addr(dx), ds)
         return dx, None if ds is None else _as_strides(list(ds), self.like)
 
 

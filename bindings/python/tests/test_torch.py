@@ -21,6 +21,7 @@ try:
 except ImportError:
     torch = None
 
+import diffstride
 from diffstride import _lib
 
 if torch is not None:
@@ -259,12 +260,30 @@ class DiffStride2dTest(unittest.TestCase):
         module = DiffStride2d((2.3, 2.7))
         module.strides.requires_grad_(False)
         x = random((2, 3, 32, 32), 12).requires_grad_(True)
-        with spying("ds_diffstride_backward") as spies:
+        with spying("ds_diffstride_forward", "ds_diffstride_backward_reserved") as spies:
             module(x).sum().backward()
-        args = spies["ds_diffstride_backward"].calls[0]
-        self.assertIsNone(args[7])   # x
-        self.assertIsNone(args[12])  # dstrides
+        self.assertEqual(len(spies["ds_diffstride_forward"].calls), 1)  # no reserve kept
+        args = spies["ds_diffstride_backward_reserved"].calls[0]
+        self.assertIsNone(args[7])   # reserve
+        self.assertIsNone(args[13])  # dstrides
         self.assertEqual(x.grad.shape, x.shape)
+
+    def test_learned_strides_keep_a_reserve_not_x(self):
+        module = DiffStride2d((2.3, 2.7))
+        x = random((2, 3, 32, 32), 13).requires_grad_(True)
+        with spying("ds_diffstride_forward_training", "ds_diffstride_backward_reserved") as spies:
+            y = module(x)
+            y.backward(torch.ones_like(y))
+        fwd = spies["ds_diffstride_forward_training"].calls[0]
+        bwd = spies["ds_diffstride_backward_reserved"].calls[0]
+        self.assertEqual(fwd[11], bwd[7])  # the same reserve
+        self.assertEqual(fwd[12], bwd[8])
+        self.assertLess(fwd[12], x.numel() * 4)  # smaller than x
+        # the plain backward (x kept) gives the same bits
+        dx, dstrides = diffstride.diffstride_backward(
+            x.detach().numpy(), torch.ones_like(y).numpy(), (2.3, 2.7))
+        self.assertTrue(torch.equal(x.grad, torch.from_numpy(dx)))
+        self.assertTrue(torch.equal(module.strides.grad, torch.from_numpy(dstrides)))
 
     def test_bad_input(self):
         with self.assertRaises(ValueError):
@@ -307,11 +326,11 @@ class MemoryFormatTest(unittest.TestCase):
         y = module(x)
         y.backward(torch.ones_like(y))
         xc = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
-        with spying("ds_diffstride_forward", "ds_diffstride_backward") as spies:
+        with spying("ds_diffstride_forward_training", "ds_diffstride_backward_reserved") as spies:
             yc = module(xc)
             yc.backward(torch.ones_like(yc))
-        fwd = spies["ds_diffstride_forward"].calls[0]
-        bwd = spies["ds_diffstride_backward"].calls[0]
+        fwd = spies["ds_diffstride_forward_training"].calls[0]
+        bwd = spies["ds_diffstride_backward_reserved"].calls[0]
         self.assertEqual((desc_layout(fwd), desc_layout(bwd)), (1, 1))
         self.assertEqual(fwd[7], xc.data_ptr())
         self.assertEqual(fwd[10], yc.data_ptr())
@@ -322,18 +341,18 @@ class MemoryFormatTest(unittest.TestCase):
 
     def test_nchw_is_passed_as_is(self):
         x = random((2, 3, 32, 32), 31)
-        with spying("ds_diffstride_forward") as spies:
+        with spying("ds_diffstride_forward_training") as spies:  # learned strides: keeps a reserve
             DiffStride2d((2.3, 2.7))(x)
-        args = spies["ds_diffstride_forward"].calls[0]
+        args = spies["ds_diffstride_forward_training"].calls[0]
         self.assertEqual((desc_layout(args), args[7]), (0, x.data_ptr()))
 
     def test_other_strides_are_made_contiguous(self):
         module = DiffStride2d((2.3, 2.7))
         base = random((2, 3, 32, 64), 32)
         x = base[..., ::2]
-        with spying("ds_diffstride_forward") as spies:
+        with spying("ds_diffstride_forward_training") as spies:
             y = module(x)
-        self.assertEqual(desc_layout(spies["ds_diffstride_forward"].calls[0]), 0)
+        self.assertEqual(desc_layout(spies["ds_diffstride_forward_training"].calls[0]), 0)
         self.assertTrue(torch.equal(y, module(x.contiguous())))
 
     def test_spectral_pool_channels_last(self):
