@@ -37,11 +37,31 @@ static ds_context *gpu_context(void) {
 
 /* One layer call on both devices. */
 typedef struct call {
-  int op; /* 0 DiffStride, 1 spectral pooling, 2 DiffStride 1-D */
+  int op; /* 0 DiffStride, 1 spectral pooling, 2 DiffStride 1-D, 3 DiffStride by the training calls */
   ds_diffstride_desc d;
   int n, c, h, w, oh, ow;
   float s[2];
 } call;
+
+/* The training calls (forward keeping a reserve, backward reading it) in
+ * the context's memory. */
+static void run_training(ds_context *ctx, int gpu, const call *k, const float *x, const float *dy, float *y, float *dx,
+                         float *ds, ds_status st[2]) {
+  size_t bytes = 0;
+  ck_assert_int_eq(ds_diffstride_reserve_size(&k->d, k->n, k->c, k->h, k->w, k->s, &bytes), DS_OK);
+  void *reserve = NULL;
+  if (gpu)
+    ck_assert_int_eq(cudaMalloc(&reserve, bytes), cudaSuccess);
+  else
+    reserve = malloc(bytes);
+  st[0] = ds_diffstride_forward_training(ctx, &k->d, k->n, k->c, k->h, k->w, k->s, x, k->oh, k->ow, y, reserve, bytes);
+  st[1] = ds_diffstride_backward_reserved(ctx, &k->d, k->n, k->c, k->h, k->w, k->s, reserve, bytes, k->oh, k->ow, dy,
+                                          dx, ds);
+  if (gpu)
+    cudaFree(reserve);
+  else
+    free(reserve);
+}
 
 /* y, dx, dstrides of the call on ctx; tensors are host arrays copied in and out. */
 static void run(ds_context *ctx, int gpu, const call *k, const float *x, const float *dy, float *y, float *dx, float *ds) {
@@ -55,9 +75,13 @@ static void run(ds_context *ctx, int gpu, const call *k, const float *x, const f
   } else if (k->op == 1) {
     a = ds_spectral_pool_forward(ctx, k->d.layout, k->n, k->c, k->h, k->w, k->s, xi, k->oh, k->ow, yo);
     b = ds_spectral_pool_backward(ctx, k->d.layout, k->n, k->c, k->h, k->w, k->s, k->oh, k->ow, dyi, dxo);
-  } else {
+  } else if (k->op == 2) {
     a = ds_diffstride1d_forward(ctx, &k->d, k->n, k->c, k->w, k->s[1], xi, k->ow, yo);
     b = ds_diffstride1d_backward(ctx, &k->d, k->n, k->c, k->w, k->s[1], xi, k->ow, dyi, dxo, ds + 1);
+  } else {
+    ds_status st[2];
+    run_training(ctx, gpu, k, xi, dyi, yo, dxo, ds, st);
+    a = st[0], b = st[1];
   }
   ck_assert_msg(a == DS_OK && b == DS_OK, "%s", ds_context_last_error(ctx));
   if (!gpu) return;
@@ -73,20 +97,20 @@ static void expect_close(const float *a, const float *b, size_t count, double to
 }
 
 /* A random call: odd and even sizes, both layouts, cropping off, shared
- * strides, limits, all three ops. */
+ * strides, limits, all four ops. */
 static call random_call(unsigned seed) {
   unsigned st = seed * 2246822519u + 3u;
   call k;
   ds_diffstride_desc_init(&k.d);
-  k.op = (int)rand_below(&st, 3);
+  k.op = (int)rand_below(&st, 4);
   k.d.layout = (int)rand_below(&st, 2);
   k.d.cropping = rand_below(&st, 4) != 0;
-  k.d.shared_stride = k.op == 0 && rand_below(&st, 4) == 0;
+  k.d.shared_stride = (k.op == 0 || k.op == 3) && rand_below(&st, 4) == 0;
   k.n = 1 + (int)rand_below(&st, 4), k.c = 1 + (int)rand_below(&st, 6);
   k.h = k.op == 2 ? 1 : 6 + (int)rand_below(&st, 60);
   k.w = 6 + (int)rand_below(&st, 60);
   k.s[0] = 1.0f + (float)rand_below(&st, 3000) / 1000.0f, k.s[1] = 1.0f + (float)rand_below(&st, 3000) / 1000.0f;
-  if (k.op == 0) ck_assert_int_eq(ds_diffstride_output_size(&k.d, k.h, k.w, k.s, &k.oh, &k.ow), DS_OK);
+  if (k.op == 0 || k.op == 3) ck_assert_int_eq(ds_diffstride_output_size(&k.d, k.h, k.w, k.s, &k.oh, &k.ow), DS_OK);
   if (k.op == 1) ck_assert_int_eq(ds_spectral_pool_output_size(k.h, k.w, k.s, &k.oh, &k.ow), DS_OK);
   if (k.op == 2) ck_assert_int_eq(ds_diffstride1d_output_size(&k.d, k.w, k.s[1], &k.ow), DS_OK);
   if (k.op == 2) k.oh = 1;
@@ -111,17 +135,17 @@ START_TEST(test_random_against_cpu) {
 }
 END_TEST
 
-/* Every golden case on the GPU, both layouts (through the CPU path's
- * agreement: the CPU results are checked against the golden files by the
- * main suite; here y, dx and dstrides are checked against the files). */
+/* Every golden case on the GPU, both layouts, DiffStride also through the
+ * training calls (case _i / 4, layout _i % 2, training _i / 2 % 2): y, dx
+ * and dstrides against the files. */
 static char **names;
 static int ncases;
 
 START_TEST(test_golden_on_gpu) {
   golden g;
   char err[256];
-  ck_assert_msg(golden_load(golden_dir(), names[_i / 2], &g, err, sizeof err) == 0, "%s", err);
-  call k = {.op = g.diffstride ? 0 : 1, .n = g.n, .c = g.c, .h = g.h, .w = g.w, .oh = g.out_h, .ow = g.out_w,
+  ck_assert_msg(golden_load(golden_dir(), names[_i / 4], &g, err, sizeof err) == 0, "%s", err);
+  call k = {.op = g.diffstride ? (_i / 2 % 2 ? 3 : 0) : 1, .n = g.n, .c = g.c, .h = g.h, .w = g.w, .oh = g.out_h, .ow = g.out_w,
             .s = {(float)g.strides[0], (float)g.strides[1]}};
   k.d = (ds_diffstride_desc){(float)g.smoothness, g.cropping, g.shared, (float)g.lower, (float)g.upper, _i % 2};
   size_t in = (size_t)g.n * g.c * g.h * g.w, out = (size_t)g.n * g.c * g.out_h * g.out_w;
@@ -255,6 +279,39 @@ END_TEST
 
 /* A CUDA context cannot promise bit-reproducible stride gradients (atomic
  * sums); it says so and stays usable; 0 is accepted. */
+/* A reserve in device memory is checked on the device's copy of its
+ * header: one written for another batch, or never written, is refused. */
+START_TEST(test_reserve_header_on_gpu) {
+  call k = {.op = 3, .n = 2, .c = 3, .h = 32, .w = 32, .s = {2.0f, 2.0f}};
+  ds_diffstride_desc_init(&k.d);
+  ck_assert_int_eq(ds_diffstride_output_size(&k.d, k.h, k.w, k.s, &k.oh, &k.ow), DS_OK);
+  size_t in = (size_t)k.n * k.c * k.h * k.w, out = (size_t)k.n * k.c * k.oh * k.ow, bytes = 0;
+  float *hx = malloc(sizeof(float) * in), ds[2] = {7.0f, 7.0f};
+  fill_random(hx, in, 3u);
+  float *x = device(hx, in), *y = device(NULL, out), *dy = device(hx, out), *dx = device(NULL, in);
+  ck_assert_int_eq(ds_diffstride_reserve_size(&k.d, k.n, k.c, k.h, k.w, k.s, &bytes), DS_OK);
+  void *reserve = NULL;
+  ck_assert_int_eq(cudaMalloc(&reserve, bytes), cudaSuccess);
+  ck_assert_int_eq(cudaMemset(reserve, 0, bytes), cudaSuccess);
+  ds_context *ctx = gpu_context();
+  ck_assert_int_eq(ds_diffstride_backward_reserved(ctx, &k.d, k.n, k.c, k.h, k.w, k.s, reserve, bytes, k.oh, k.ow, dy,
+                                                   dx, ds), DS_ERR_INVALID_ARGUMENT);
+  ck_assert_str_eq(ds_context_last_error(ctx), "reserve: not written by ds_diffstride_forward_training");
+  ck_assert_int_eq(ds_diffstride_forward_training(ctx, &k.d, k.n, k.c, k.h, k.w, k.s, x, k.oh, k.ow, y, reserve,
+                                                  bytes), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward_reserved(ctx, &k.d, 1, k.c, k.h, k.w, k.s, reserve, bytes, k.oh, k.ow, dy,
+                                                   dx, ds), DS_ERR_INVALID_ARGUMENT);
+  ck_assert_str_eq(ds_context_last_error(ctx),
+                   "reserve: written for 6 images of 32x32 -> 24x24 (CUDA), this call has 3 of 32x32 -> 24x24 (CUDA)");
+  ck_assert(ds[0] == 7.0f && ds[1] == 7.0f);
+  ck_assert_int_eq(ds_diffstride_backward_reserved(ctx, &k.d, k.n, k.c, k.h, k.w, k.s, reserve, bytes, k.oh, k.ow, dy,
+                                                   dx, ds), DS_OK);
+  ck_assert(isfinite(ds[0]) && isfinite(ds[1]));
+  ds_context_destroy(ctx);
+  cudaFree(reserve), cudaFree(x), cudaFree(y), cudaFree(dy), cudaFree(dx), free(hx);
+}
+END_TEST
+
 START_TEST(test_reproducible_unsupported) {
   ds_context *ctx = gpu_context();
   ck_assert_int_eq(ds_context_set_reproducible(ctx, 1), DS_ERR_UNSUPPORTED);
@@ -270,12 +327,13 @@ static Suite *gpu_suite(void) {
   TCase *tc = tcase_create("cuda");
   names = golden_names(golden_dir());
   for (ncases = 0; names && names[ncases];) ncases++;
-  tcase_add_loop_test(tc, test_golden_on_gpu, 0, 2 * ncases);
+  tcase_add_loop_test(tc, test_golden_on_gpu, 0, 4 * ncases);
   tcase_add_loop_test(tc, test_random_against_cpu, 0, 48);
   tcase_add_loop_test(tc, test_streams_and_contexts, 0, 4);
   tcase_add_test(tc, test_no_allocation_on_repeat);
   tcase_add_test(tc, test_extra_memory_within_x);
   tcase_add_test(tc, test_reproducible_unsupported);
+  tcase_add_test(tc, test_reserve_header_on_gpu);
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);
   return s;
