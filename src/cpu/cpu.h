@@ -39,6 +39,13 @@ typedef struct arena {
   size_t bytes;
   float *in, *out, *zm, *ym;
   double *sums;
+  /* The thread's next pair: byte ranges of the tensors it streams that are
+   * still to be prefetched (read, then written), a few lines at a time
+   * (cpu_crop.c, prefetch_some). */
+  struct {
+    const char *at[4], *end[4];
+    int ranges, reads, per_step;
+  } next;
 } arena;
 
 typedef struct cpu_state {
