@@ -196,6 +196,24 @@ static void scaled_copy(float *restrict d, const float *restrict v, const float 
   for (int e = 0; e < 2 * n; e++) d[e] = m * f[e] * v[e];
 }
 
+/* The next pair's tensors come from memory: the hardware prefetchers
+ * stop at each 4 KB page, and a pair's images are a page or two each, so
+ * without help every pack and unpack waits on its first lines. Prefetching
+ * a whole pair at once queues behind the line fill buffers; a few lines
+ * at each step of the current pair (plan_prefetch) overlap them with its work
+ * (docs/benchmarks.md: forward+backward about 10 % faster). The outputs are
+ * prefetched for writing, so that their lines are owned before the unpack
+ * stores to them. NCHW only: an NHWC pair is spread over its whole sample. */
+static void prefetch_some(arena *a) {
+  for (int n = a->next.per_step, r = 0; n > 0 && r < a->next.ranges; r++)
+    for (; n > 0 && a->next.at[r] < a->next.end[r]; n--, a->next.at[r] += 64) {
+      if (r < a->next.reads)
+        __builtin_prefetch(a->next.at[r], 0, 3);
+      else
+        __builtin_prefetch(a->next.at[r], 1, 3);
+    }
+}
+
 /* Bins 0 and out_w/2 of cropped row i are their own mirrors: the Hermitian
  * part along the height, (Z[i] + conj(Z[-i])) / 2, from F at (r, k) and at
  * the mirror (-r', -k) of the spectrum row r' of cropped row -i. */
@@ -213,10 +231,11 @@ static void crop_self_mirror(const crop_job *j, const float *f, float *p, int i,
  * 1..n of spectrum row r = r(i), scaled by mh[i] fk[k], and the mirrored
  * bins out_w-n..out_w-1 from w-n..w-1 of the spectrum row -r(-i) (the
  * mirror image of what row -i keeps), scaled by mh[-i] fk[-k]. */
-static void crop_spectrum(const crop_job *j, const float *f, float *p) {
+static void crop_spectrum(const crop_job *j, arena *a, const float *f, float *p) {
   const ds_crop *g = j->g;
   int oh = g->out_h, ow = g->out_w, n = j->crop_n;
   for (int i = 0; i < oh; i++) {
+    prefetch_some(a);
     int im = ds_mirror(i, oh), r = ds_source_row(i, g->h, oh, g->rows_lo);
     int rm = ds_mirror(ds_source_row(im, g->h, oh, g->rows_lo), g->h);
     scaled_copy(at(&j->gout, p, i, 1), cat(&j->gin, f, r, 1), j->f2, j->mh[i], n);
@@ -245,11 +264,12 @@ static void uncrop_self_mirror(const crop_job *j, const float *d, float *f, int 
  * gets bins 1..n of D's row i scaled by mh[i] bk[k], and row -r gets the
  * mirrored bins w-n..w-1 from out_w-n..out_w-1 of D's row -i, same scale;
  * everything else is zero but columns 0 and w/2 (uncrop_self_mirror). */
-static void uncrop_spectrum(const crop_job *j, const float *d, float *f) {
+static void uncrop_spectrum(const crop_job *j, arena *a, const float *d, float *f) {
   const ds_crop *g = j->g;
   int oh = g->out_h, ow = g->out_w, n = j->uncrop_n;
   memset(f, 0, sizeof(float) * 2 * (size_t)g->h * (size_t)g->w);
   for (int i = 0; i < oh; i++) {
+    prefetch_some(a);
     int r = ds_source_row(i, g->h, oh, g->rows_lo);
     scaled_copy(at(&j->gin, f, r, 1), cat(&j->gout, d, i, 1), j->b2, j->mh[i], n);
     scaled_copy(at(&j->gin, f, ds_mirror(r, g->h), g->w - n), cat(&j->gout, d, ds_mirror(i, oh), ow - n), j->br2,
@@ -318,6 +338,7 @@ static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, cons
   int oh = g->out_h, ow = g->out_w, kc = g->kc;
   float s0 = ky->back[0] * kx->back[0], s1 = ky->back[1] * kx->back[1];
   for (int i = 0; i < oh; i++) {
+    prefetch_some(a);
     const float *z = x_row(j, a, block, i), *y = cat(&j->gout, a->out, i, 0);
     mirror_row(a->ym, cat(&j->gout, a->out, ds_mirror(i, oh), 0), ow, kc);
     double *sum = a->sums + (size_t)i * (size_t)kc;
@@ -327,24 +348,6 @@ static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, cons
       sum[k] += (double)(s0 * p[0] + s1 * p[1]);
     }
   }
-}
-
-/* The next pair's tensors come from memory: the hardware prefetchers
- * stop at each 4 KB page, and a pair's images are a page or two each, so
- * without help every pack and unpack waits on its first lines. Prefetching
- * a whole pair at once queues behind the line fill buffers; a few lines
- * before each transform of the current pair overlap them with its work
- * (docs/benchmarks.md: forward+backward 5-6 % faster). The outputs are
- * prefetched for writing, so that their lines are owned before the unpack
- * stores to them. NCHW only: an NHWC pair is spread over its whole sample. */
-static void prefetch_some(arena *a) {
-  for (int n = a->next.per_step, r = 0; n > 0 && r < a->next.ranges; r++)
-    for (; n > 0 && a->next.at[r] < a->next.end[r]; n--, a->next.at[r] += 64) {
-      if (r < a->next.reads)
-        __builtin_prefetch(a->next.at[r], 0, 3);
-      else
-        __builtin_prefetch(a->next.at[r], 1, 3);
-    }
 }
 
 /* Adds `floats` floats of tensor t from image 2*pair (both images of the
@@ -357,7 +360,8 @@ static void next_range(arena *a, const crop_job *j, const float *t, long long pa
 }
 
 /* Plans the prefetches of pair `pair` (none when it is past the worker's
- * last), spread over the transforms of the pair before it. */
+ * last), spread over the steps of the pair before it: each transform and
+ * each cropped row of the crop, the gradient sums and the uncrop. */
 static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long last, int backward) {
   const ds_crop *g = j->g;
   long long in = (long long)g->h * g->w, out = (long long)g->out_h * g->out_w;
@@ -374,12 +378,12 @@ static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long
   if (j->out) next_range(a, j, j->out, pair, backward ? in : out);
   long long lines = 0;
   for (int r = 0; r < a->next.ranges; r++) lines += (a->next.end[r] - a->next.at[r] + 63) / 64;
-  int steps = backward ? 2 + 2 * (j->grad && !j->kept) + 2 * (j->out != NULL) : 4;
+  int oh = g->out_h, steps = backward ? 2 + j->grad * (oh + 2 * !j->kept) + (j->out != NULL) * (oh + 2) : 4 + oh;
   a->next.per_step = (int)((lines + steps - 1) / steps);
 }
 
 /* A 2-D FFT of the grid: forward rows then columns, backward the reverse;
- * some of the next pair's prefetches before each half. */
+ * some of the next pair's prefetches before each half (prefetch_some). */
 static void grid_fft(arena *a, const grid_plans *p, float *grid, int backward) {
   fftwf_complex *c = (fftwf_complex *)grid;
   prefetch_some(a);
@@ -397,7 +401,7 @@ static int forward_pair(const crop_job *j, arena *a, long long pair, int lanes) 
   grid_fft(a, &j->p.in, a->in, 0);
   if (spread_bad_values(&k, cat(&j->gin, a->in, 0, 0))) return 0;
   if (j->keep) keep_pair(j, a, pair, &k, lanes != 3);
-  crop_spectrum(j, a->in, a->out);
+  crop_spectrum(j, a, a->in, a->out);
   grid_fft(a, &j->p.out, a->out, 1);
   unpack_images(j, &j->gout, a->out, j->out, pair, &k);
   return 1;
@@ -422,7 +426,7 @@ static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes)
     accumulate_pair(j, a, &ky, &kx, NULL);
   }
   if (!j->out) return 1;
-  uncrop_spectrum(j, a->out, a->in);
+  uncrop_spectrum(j, a, a->out, a->in);
   grid_fft(a, &j->p.in, a->in, 1);
   unpack_images(j, &j->gin, a->in, j->out, pair, &ky);
   return 1;
