@@ -280,11 +280,9 @@ static void uncrop_spectrum(const crop_job *j, arena *a, const float *d, float *
 }
 
 /* dst[k] = src[-k] for the kc bins of one row of width b. */
-static void mirror_row(float *dst, const float *src, int b, int kc) {
-  for (int k = 0; k < kc; k++) {
-    int km = ds_mirror(k, b);
-    dst[2 * k] = src[2 * km], dst[2 * k + 1] = src[2 * km + 1];
-  }
+static void mirror_row(float *restrict dst, const float *restrict src, int b, int kc) {
+  dst[0] = src[0], dst[1] = src[1];
+  for (int k = 1; k < kc; k++) dst[2 * k] = src[2 * (b - k)], dst[2 * k + 1] = src[2 * (b - k) + 1];
 }
 
 /* A reserve's spectra on the CPU, per pair: the two packing scales of x
@@ -329,6 +327,17 @@ static const float *x_row(const crop_job *j, arena *a, const float *block, int i
   return cat(&j->gin, a->in, r, 0);
 }
 
+/* sum[k] += s0 p[0] + s1 p[1] of ds_pair_grad_products at bins 0..n-1
+ * (restrict and the plain loop let it vectorize). */
+static void pair_products(const float *restrict z, const float *restrict zm, const float *restrict y,
+                          const float *restrict ym, float s0, float s1, double *restrict sum, int n) {
+  for (int k = 0; k < n; k++) {
+    float p[2];
+    ds_pair_grad_products(z + 2 * k, zm + 2 * k, y + 2 * k, ym + 2 * k, p);
+    sum[k] += (double)(s0 * p[0] + s1 * p[1]);
+  }
+}
+
 /* sums[i][k] += s0 Re(conj(Y0) X0) + s1 Re(conj(Y1) X1) over the kept bins,
  * for the two images of the pair, from the packed spectra of dy (out) and
  * x (in, or the reserve block); s0, s1 undo the packings' scales. */
@@ -341,12 +350,7 @@ static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, cons
     prefetch_some(a);
     const float *z = x_row(j, a, block, i), *y = cat(&j->gout, a->out, i, 0);
     mirror_row(a->ym, cat(&j->gout, a->out, ds_mirror(i, oh), 0), ow, kc);
-    double *sum = a->sums + (size_t)i * (size_t)kc;
-    for (int k = 0; k < kc; k++) {
-      float p[2];
-      ds_pair_grad_products(z + 2 * k, a->zm + 2 * k, y + 2 * k, a->ym + 2 * k, p);
-      sum[k] += (double)(s0 * p[0] + s1 * p[1]);
-    }
+    pair_products(z, a->zm, y, a->ym, s0, s1, a->sums + (size_t)i * (size_t)kc, kc);
   }
 }
 
