@@ -1,6 +1,8 @@
-/* Public entry points of DiffStride and spectral pooling: check every
- * argument, build the crop geometry, hand the work to the context's backend. */
+/* Public entry points of DiffStride (plain and training calls) and spectral
+ * pooling: check every argument, build the crop geometry, hand the work to
+ * the context's backend. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -37,9 +39,10 @@ ds_status ds_diffstride_output_size(const ds_diffstride_desc *desc, int h, int w
   return DS_OK;
 }
 
-ds_status ds__diffstride_prepare(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
-                                 int h, int w, const float strides[2], int out_h, int out_w, ds_crop *g,
-                                 ds_stride_state *s, ds_batch *b) {
+/* The checks common to every DiffStride call on a batch. */
+static ds_status diffstride_prepare(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c, int h,
+                                    int w, const float strides[2], int out_h, int out_w, ds_crop *g,
+                                    ds_stride_state *s, ds_batch *b) {
   ds_status st = ds__check_context(ctx);
   if (st == DS_OK) st = ds__diffstride_geometry(ctx, desc, h, w, strides, g, s);
   if (st == DS_OK) st = ds__check_batch(ctx, n, c, h, w);
@@ -48,21 +51,46 @@ ds_status ds__diffstride_prepare(ds_context *ctx, const ds_diffstride_desc *desc
   return st;
 }
 
-ds_status ds_diffstride_forward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
-                                int h, int w, const float strides[2], const float *x, int out_h,
-                                int out_w, float *y) {
+/* The reserve argument of the training calls (on = 0: a plain call). The
+ * reserved backward only reads through p. */
+typedef struct reserve_arg {
+  int on;
+  void *p;
+  size_t bytes;
+} reserve_arg;
+
+/* ds_diffstride_forward, and with r.on ds_diffstride_forward_training. */
+static ds_status diffstride_forward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c, int h, int w,
+                                    const float strides[2], const float *x, int out_h, int out_w, float *y,
+                                    reserve_arg r) {
   ds_crop g;
   ds_stride_state s;
   ds_batch b;
-  ds_status st = ds__diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
+  ds_status st = diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
   if (st == DS_OK) st = ds__check_ptr(ctx, x, "x");
   if (st == DS_OK) st = ds__check_ptr(ctx, y, "y");
-  if (st != DS_OK) return st;
-  return ctx->backend->forward(ctx, &g, &b, x, y, NULL);
+  if (st == DS_OK && r.on) st = ds__reserve_check(ctx, &g, &b, r.p, r.bytes);
+  if (st == DS_OK) st = ctx->backend->forward(ctx, &g, &b, x, y, r.on ? ds__reserve_spectra(r.p) : NULL);
+  if (st == DS_OK && r.on) st = ds__reserve_seal(ctx, &g, &b, r.p);
+  return st;
 }
 
-ds_status ds__crop_backward(ds_context *ctx, const ds_crop *g, const ds_stride_state *s, const ds_batch *b,
-                            const float *x, const float *keep, const float *dy, float *dx, float *dstrides) {
+ds_status ds_diffstride_forward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c, int h, int w,
+                                const float strides[2], const float *x, int out_h, int out_w, float *y) {
+  return diffstride_forward(ctx, desc, n, c, h, w, strides, x, out_h, out_w, y, (reserve_arg){0, NULL, 0});
+}
+
+ds_status ds_diffstride_forward_training(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c, int h,
+                                         int w, const float strides[2], const float *x, int out_h, int out_w,
+                                         float *y, void *reserve, size_t reserve_bytes) {
+  return diffstride_forward(ctx, desc, n, c, h, w, strides, x, out_h, out_w, y,
+                            (reserve_arg){1, reserve, reserve_bytes});
+}
+
+/* Backward through the backend (x's spectra from keep when it is set, else
+ * from x), with the mask gradients reduced into dstrides when asked for. */
+static ds_status crop_backward(ds_context *ctx, const ds_crop *g, const ds_stride_state *s, const ds_batch *b,
+                               const float *x, const float *keep, const float *dy, float *dx, float *dstrides) {
   if (!dstrides) return dx ? ctx->backend->backward(ctx, g, b, NULL, NULL, dy, dx, NULL, NULL) : DS_OK;
   double *gm = malloc(sizeof(double) * (size_t)(g->out_h + g->kc));
   if (!gm) return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "backward: out of memory");
@@ -72,18 +100,49 @@ ds_status ds__crop_backward(ds_context *ctx, const ds_crop *g, const ds_stride_s
   return st;
 }
 
-ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
-                                 int h, int w, const float strides[2], const float *x, int out_h,
-                                 int out_w, const float *dy, float *dx, float dstrides[2]) {
+/* ds_diffstride_backward, and with r.on ds_diffstride_backward_reserved
+ * (x unused, the reserve read only for dstrides). */
+static ds_status diffstride_backward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c, int h,
+                                     int w, const float strides[2], const float *x, reserve_arg r, int out_h,
+                                     int out_w, const float *dy, float *dx, float dstrides[2]) {
   ds_crop g;
   ds_stride_state s;
   ds_batch b;
-  ds_status st = ds__diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
+  ds_status st = diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
   if (st == DS_OK) st = ds__check_ptr(ctx, dy, "dy");
-  if (st == DS_OK && dstrides && !x)
+  if (st == DS_OK && dstrides && r.on) st = ds__reserve_check(ctx, &g, &b, r.p, r.bytes);
+  if (st == DS_OK && dstrides && r.on) st = ds__reserve_open(ctx, &g, &b, r.p);
+  if (st == DS_OK && dstrides && !r.on && !x)
     st = ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "x: NULL pointer, needed for dstrides");
   if (st != DS_OK) return st;
-  return ds__crop_backward(ctx, &g, &s, &b, x, NULL, dy, dx, dstrides);
+  const float *keep = dstrides && r.on ? ds__reserve_spectra(r.p) : NULL;
+  return crop_backward(ctx, &g, &s, &b, r.on ? NULL : x, keep, dy, dx, dstrides);
+}
+
+ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c, int h, int w,
+                                 const float strides[2], const float *x, int out_h, int out_w, const float *dy,
+                                 float *dx, float dstrides[2]) {
+  return diffstride_backward(ctx, desc, n, c, h, w, strides, x, (reserve_arg){0, NULL, 0}, out_h, out_w, dy, dx,
+                             dstrides);
+}
+
+ds_status ds_diffstride_backward_reserved(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c, int h,
+                                          int w, const float strides[2], const void *reserve,
+                                          size_t reserve_bytes, int out_h, int out_w, const float *dy, float *dx,
+                                          float dstrides[2]) {
+  reserve_arg r = {1, (void *)(uintptr_t)reserve, reserve_bytes};
+  return diffstride_backward(ctx, desc, n, c, h, w, strides, NULL, r, out_h, out_w, dy, dx, dstrides);
+}
+
+ds_status ds_diffstride_reserve_size(const ds_diffstride_desc *desc, int n, int c, int h, int w,
+                                     const float strides[2], size_t *bytes) {
+  ds_crop g;
+  ds_stride_state s;
+  ds_status st = ds__diffstride_geometry(NULL, desc, h, w, strides, &g, &s);
+  if (st == DS_OK) st = ds__check_batch(NULL, n, c, h, w);
+  if (st == DS_OK) st = ds__check_ptr(NULL, bytes, "bytes");
+  if (st == DS_OK) *bytes = ds__reserve_bytes(&g, &(ds_batch){.n = n, .c = c});
+  return st;
 }
 
 ds_status ds_diffstride1d_effective_stride(const ds_diffstride_desc *desc, int l, float stride,
@@ -143,7 +202,7 @@ ds_status ds_diffstride1d_backward(ds_context *ctx, const ds_diffstride_desc *de
   if (st == DS_OK) st = ds__check_ptr(ctx, dy, "dy");
   if (st == DS_OK && dstride && !x)
     st = ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "x: NULL pointer, needed for dstride");
-  if (st == DS_OK) st = ds__crop_backward(ctx, &g, &s, &b, x, NULL, dy, dx, dstride ? both : NULL);
+  if (st == DS_OK) st = crop_backward(ctx, &g, &s, &b, x, NULL, dy, dx, dstride ? both : NULL);
   if (st == DS_OK && dstride) *dstride = both[1];
   return st;
 }

@@ -113,15 +113,19 @@ void ds__mask_gradients(const ds_crop *g, const double *sums, double *gh, double
  * image `first`: `size`, or less where its group or the batch ends. */
 long long ds__chunk_size(long long group, size_t per_image, size_t budget);
 long long ds__chunk_length(long long first, long long images, long long group, long long size);
-/* The checks common to every DiffStride call on a batch (api.c), and the
- * geometry, strides and batch they give. */
-ds_status ds__diffstride_prepare(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c, int h,
-                                 int w, const float strides[2], int out_h, int out_w, ds_crop *g,
-                                 ds_stride_state *s, ds_batch *b);
-/* Backward through the backend (X from keep when not NULL, else from x),
- * with the mask gradients reduced into dstrides when asked for. */
-ds_status ds__crop_backward(ds_context *ctx, const ds_crop *g, const ds_stride_state *s, const ds_batch *b,
-                            const float *x, const float *keep, const float *dy, float *dx, float *dstrides);
+/* The reserve of the training calls (reserve.c): its size for a checked
+ * batch; the caller's pointer, alignment and size checked for this call;
+ * its header written after a training forward (seal) and checked before a
+ * reserved backward (open: written by a training forward of this geometry
+ * and device); and where its spectra start (the ds_backend keep argument;
+ * like strchr, a pointer into the caller's buffer, writable only for the
+ * forward). */
+size_t ds__reserve_bytes(const ds_crop *g, const ds_batch *b);
+ds_status ds__reserve_check(ds_context *ctx, const ds_crop *g, const ds_batch *b, const void *reserve,
+                            size_t bytes);
+ds_status ds__reserve_seal(ds_context *ctx, const ds_crop *g, const ds_batch *b, void *reserve);
+ds_status ds__reserve_open(ds_context *ctx, const ds_crop *g, const ds_batch *b, const void *reserve);
+float *ds__reserve_spectra(const void *reserve);
 /* dL/dstrides from the mask gradients of the backend. */
 void ds__stride_gradient(const ds_crop *g, const ds_stride_state *s, const double *gh,
                          const double *gw, float dstrides[2]);

@@ -1,7 +1,7 @@
-/* DiffStride training calls: a forward that keeps, in a caller's reserve
- * buffer, what the backward would otherwise recompute from x (x's spectra
- * at the kept bins), and a backward that reads it from there. The reserve
- * is a header saying what it was written for, then the backend's spectra:
+/* The reserve of the DiffStride training calls (api.c): the forward keeps
+ * there what the backward would otherwise recompute from x (x's spectra at
+ * the kept bins). A header saying what it was written for, then the
+ * backend's spectra:
  *   bytes [0, 64):   reserve_header;
  *   bytes [64, ...): CPU: per pair of images, 2 packing scales and
  *                    out_h x 2*kc complex floats (cpu_crop.c, pair_block);
@@ -34,28 +34,26 @@ static reserve_header header_of(const ds_context *ctx, const ds_crop *g, const d
 /* Bytes of the reserve of a checked batch: 64 + ceil(n*c/2) pairs of
  * 8 + 16*out_h*kc (n*c*h*w*16 fits a ptrdiff_t, and this is at most about
  * half of that). */
-static size_t reserve_bytes(const ds_crop *g, const ds_batch *b) {
+size_t ds__reserve_bytes(const ds_crop *g, const ds_batch *b) {
   size_t pairs = ((size_t)b->n * (size_t)b->c + 1) / 2;
   return RESERVE_HEADER + pairs * (2 + 4 * (size_t)g->out_h * (size_t)g->kc) * sizeof(float);
 }
 
-/* The reserve's pointer, alignment and size for this call. */
-static ds_status check_reserve(ds_context *ctx, const ds_crop *g, const ds_batch *b, const void *reserve,
-                               size_t bytes) {
+ds_status ds__reserve_check(ds_context *ctx, const ds_crop *g, const ds_batch *b, const void *reserve,
+                            size_t bytes) {
   ds_status st = ds__check_ptr(ctx, reserve, "reserve");
   if (st != DS_OK) return st;
   if ((uintptr_t)reserve % 8 != 0)
     return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "reserve: %p is not 8-byte aligned", reserve);
-  if (bytes < reserve_bytes(g, b))
+  if (bytes < ds__reserve_bytes(g, b))
     return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "reserve_bytes: %zu, this call needs %zu", bytes,
-                    reserve_bytes(g, b));
+                    ds__reserve_bytes(g, b));
   return DS_OK;
 }
 
 static const char *device_name(int32_t device) { return device == DS_DEVICE_CUDA ? "CUDA" : "CPU"; }
 
-/* Whether the reserve was written by a training forward of this geometry. */
-static ds_status check_header(ds_context *ctx, const ds_crop *g, const ds_batch *b, const void *reserve) {
+ds_status ds__reserve_open(ds_context *ctx, const ds_crop *g, const ds_batch *b, const void *reserve) {
   reserve_header have, want = header_of(ctx, g, b);
   ds_status st = ctx->backend->copy(ctx, &have, reserve, sizeof have, 0);
   if (st != DS_OK) return st;
@@ -70,47 +68,9 @@ static ds_status check_header(ds_context *ctx, const ds_crop *g, const ds_batch 
   return DS_OK;
 }
 
-static float *spectra(void *reserve) { return (float *)((char *)reserve + RESERVE_HEADER); }
-static const float *kept(const void *reserve) { return (const float *)((const char *)reserve + RESERVE_HEADER); }
-
-ds_status ds_diffstride_reserve_size(const ds_diffstride_desc *desc, int n, int c, int h, int w,
-                                     const float strides[2], size_t *bytes) {
-  ds_crop g;
-  ds_stride_state s;
-  ds_status st = ds__diffstride_geometry(NULL, desc, h, w, strides, &g, &s);
-  if (st == DS_OK) st = ds__check_batch(NULL, n, c, h, w);
-  if (st == DS_OK) st = ds__check_ptr(NULL, bytes, "bytes");
-  if (st == DS_OK) *bytes = reserve_bytes(&g, &(ds_batch){.n = n, .c = c});
-  return st;
-}
-
-ds_status ds_diffstride_forward_training(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
-                                         int h, int w, const float strides[2], const float *x, int out_h,
-                                         int out_w, float *y, void *reserve, size_t reserve_bytes) {
-  ds_crop g;
-  ds_stride_state s;
-  ds_batch b;
-  ds_status st = ds__diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
-  if (st == DS_OK) st = ds__check_ptr(ctx, x, "x");
-  if (st == DS_OK) st = ds__check_ptr(ctx, y, "y");
-  if (st == DS_OK) st = check_reserve(ctx, &g, &b, reserve, reserve_bytes);
-  if (st == DS_OK) st = ctx->backend->forward(ctx, &g, &b, x, y, spectra(reserve));
-  if (st != DS_OK) return st;
-  reserve_header hd = header_of(ctx, &g, &b);
+ds_status ds__reserve_seal(ds_context *ctx, const ds_crop *g, const ds_batch *b, void *reserve) {
+  reserve_header hd = header_of(ctx, g, b);
   return ctx->backend->copy(ctx, reserve, &hd, sizeof hd, 1);
 }
 
-ds_status ds_diffstride_backward_reserved(ds_context *ctx, const ds_diffstride_desc *desc, int n, int c,
-                                          int h, int w, const float strides[2], const void *reserve,
-                                          size_t reserve_bytes, int out_h, int out_w, const float *dy,
-                                          float *dx, float dstrides[2]) {
-  ds_crop g;
-  ds_stride_state s;
-  ds_batch b;
-  ds_status st = ds__diffstride_prepare(ctx, desc, n, c, h, w, strides, out_h, out_w, &g, &s, &b);
-  if (st == DS_OK) st = ds__check_ptr(ctx, dy, "dy");
-  if (st == DS_OK && dstrides) st = check_reserve(ctx, &g, &b, reserve, reserve_bytes);
-  if (st == DS_OK && dstrides) st = check_header(ctx, &g, &b, reserve);
-  if (st != DS_OK) return st;
-  return ds__crop_backward(ctx, &g, &s, &b, NULL, dstrides ? kept(reserve) : NULL, dy, dx, dstrides);
-}
+float *ds__reserve_spectra(const void *reserve) { return (float *)((uintptr_t)reserve + RESERVE_HEADER); }
