@@ -213,6 +213,21 @@ DS_API ds_status ds_diffstride1d_forward(ds_context *ctx, const ds_diffstride_de
 DS_API ds_status ds_diffstride1d_backward(ds_context *ctx, const ds_diffstride_desc *desc, int n,
                                           int c, int l, float stride, const float *x, int out_l,
                                           const float *dy, float *dx, float *dstride);
+/* The training calls of the 1-D layer, as the 2-D ones: the reserve size
+ * (64 + ceil(n*c/2) * (8 + 16*K) bytes, K = out_l/2 + 1), a forward that
+ * fills it, a backward that reads x's part from it (the reserve read only
+ * for dstride; bitwise the plain backward's results on the CPU). */
+DS_API ds_status ds_diffstride1d_reserve_size(const ds_diffstride_desc *desc, int n, int c, int l,
+                                              float stride, size_t *bytes);
+DS_API ds_status ds_diffstride1d_forward_training(ds_context *ctx, const ds_diffstride_desc *desc,
+                                                  int n, int c, int l, float stride, const float *x,
+                                                  int out_l, float *y, void *reserve,
+                                                  size_t reserve_bytes);
+DS_API ds_status ds_diffstride1d_backward_reserved(ds_context *ctx, const ds_diffstride_desc *desc,
+                                                   int n, int c, int l, float stride,
+                                                   const void *reserve, size_t reserve_bytes,
+                                                   int out_l, const float *dy, float *dx,
+                                                   float *dstride);
 
 /* ---------------------------------------------------------- spectral pooling */
 

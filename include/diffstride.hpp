@@ -542,6 +542,44 @@ inline float diffstride1d_backward(Context &ctx, const DiffStrideOptions &opts,
   return diffstride1d_backward(ctx, opts, x, dy, stride, dx.data(), want_dstride);
 }
 
+/// Bytes of the reserve the 1-D training calls share for an (n, c, l) input.
+inline std::size_t reserve_size1d(const DiffStrideOptions &opts, int n, int c, int l, float stride) {
+  const ds_diffstride_desc d = opts.desc();
+  std::size_t bytes = 0;
+  check(ds_diffstride1d_reserve_size(&d, n, c, l, stride, &bytes));
+  return bytes;
+}
+
+/// diffstride1d_forward that also fills the reserve (as diffstride_forward_training).
+inline void diffstride1d_forward_training(Context &ctx, const DiffStrideOptions &opts,
+                                          TensorView1d<const float> x, float stride,
+                                          TensorView1d<float> y, void *reserve,
+                                          std::size_t reserve_bytes) {
+  detail::same_layout("x", x, "opts.layout", opts.layout);
+  detail::same_layout("y", y, "opts.layout", opts.layout);
+  detail::same_batch("y", y, "x", x);
+  const ds_diffstride_desc d = opts.desc();
+  check(ds_diffstride1d_forward_training(ctx.get(), &d, x.n(), x.c(), x.l(), stride, x.data(), y.l(),
+                                         y.data(), reserve, reserve_bytes),
+        ctx.get());
+}
+
+/// diffstride1d_backward with x's part from the reserve: l is the input
+/// length, dy gives n, c and the output length.
+inline float diffstride1d_backward_reserved(Context &ctx, const DiffStrideOptions &opts, int l,
+                                            TensorView1d<const float> dy, float stride,
+                                            const void *reserve, std::size_t reserve_bytes,
+                                            float *dx, bool want_dstride = true) {
+  detail::same_layout("dy", dy, "opts.layout", opts.layout);
+  const ds_diffstride_desc d = opts.desc();
+  float grad = 0.0f;
+  check(ds_diffstride1d_backward_reserved(ctx.get(), &d, dy.n(), dy.c(), l, stride, reserve,
+                                          reserve_bytes, dy.l(), dy.data(), dx,
+                                          want_dstride ? &grad : nullptr),
+        ctx.get());
+  return grad;
+}
+
 inline std::vector<float> diffstride1d(Context &ctx, const DiffStrideOptions &opts, const float *x,
                                        int n, int c, int l, float stride) {
   const int out = output_size1d(opts, l, stride);

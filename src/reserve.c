@@ -58,7 +58,7 @@ ds_status ds__reserve_open(ds_context *ctx, const ds_crop *g, const ds_batch *b,
   ds_status st = ctx->backend->copy(ctx, &have, reserve, sizeof have, 0);
   if (st != DS_OK) return st;
   if (have.magic != RESERVE_MAGIC)
-    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "reserve: not written by ds_diffstride_forward_training");
+    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "reserve: not written by a training forward");
   if (memcmp(&have, &want, sizeof have) != 0)
     return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT,
                     "reserve: written for %lld images of %dx%d -> %dx%d (%s), this call has %lld of "

@@ -490,7 +490,7 @@ void errors() {
   EXPECT_CTX_ERROR(ds::InvalidArgument, DS_ERR_INVALID_ARGUMENT, "reserve_bytes: 64", ctx,
                    ds::diffstride_forward_training(ctx, o, xv, s2, yv, reserve.data(), 64));
   EXPECT_CTX_ERROR(ds::InvalidArgument, DS_ERR_INVALID_ARGUMENT,
-                   "reserve: not written by ds_diffstride_forward_training", ctx,
+                   "reserve: not written by a training forward", ctx,
                    ds::diffstride_backward_reserved(ctx, o, ds::Size2d{32, 32},
                                                     TensorView<const float>(dy, {1, 2, 24, 24}), s2,
                                                     reserve.data(), 8 * reserve.size(), dx.data()));
@@ -837,6 +837,15 @@ void diffstride1d() {
                                                  TensorView1d<const float>(dy, os), cs.stride,
                                                  dx_only.data(), false);
     EXPECT(same_bits(dx_only, dx_c) && zero == 0.0f, "1-D dx-only backward");
+    const std::size_t bytes = ds::reserve_size1d(o, cs.n, cs.c, cs.l, cs.stride);
+    std::vector<std::uint64_t> reserve((bytes + 7) / 8);
+    Vec y_t(y.size()), dx_t(x.size());
+    ds::diffstride1d_forward_training(ctx, o, TensorView1d<const float>(x, in), cs.stride,
+                                      TensorView1d<float>(y_t, os), reserve.data(), bytes);
+    const float ds_t = ds::diffstride1d_backward_reserved(ctx, o, cs.l, TensorView1d<const float>(dy, os),
+                                                          cs.stride, reserve.data(), bytes, dx_t.data());
+    EXPECT(same_bits(y_t, y_c) && same_bits(dx_t, dx_c) && same_bits(ds_t, ds_c),
+           "1-D training calls differ from the plain C calls");
 
     ds::DiffStrideOptions on = o;
     on.layout = DS_LAYOUT_NLC;

@@ -1,7 +1,8 @@
 /* 1-D DiffStride against an independent float64 implementation of the
  * spec's section "1D DiffStride" written here (naive DFTs): forward, dx (the
  * reference's transpose) and dstride (central finite differences away from
- * the ramp's kinks), both layouts, and the error paths. */
+ * the ramp's kinks), both layouts, the training calls against the plain
+ * ones, and the error paths. */
 #include <complex.h>
 #include <math.h>
 #include <stdlib.h>
@@ -192,12 +193,72 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* The training calls against the plain ones, in the case's layout: y, dx
+ * and dstride bitwise; the reserve's size by its formula. */
+START_TEST(test_training_calls) {
+  case1d k = random_case(300u + (unsigned)_i, 0.0);
+  k.desc.layout = _i % 2 ? DS_LAYOUT_NLC : DS_LAYOUT_NCL;
+  size_t in = (size_t)k.n * k.c * k.l, out = (size_t)k.n * k.c * k.out, bytes = 0;
+  float s = (float)k.ref.s, *x = malloc(sizeof(float) * in), *dy = malloc(sizeof(float) * out);
+  float *y[2] = {malloc(sizeof(float) * out), malloc(sizeof(float) * out)};
+  float *dx[2] = {malloc(sizeof(float) * in), malloc(sizeof(float) * in)}, ds[2];
+  fill_random(x, in, 70u + (unsigned)_i), fill_random(dy, out, 90u + (unsigned)_i);
+  ck_assert_int_eq(ds_diffstride1d_reserve_size(&k.desc, k.n, k.c, k.l, s, &bytes), DS_OK);
+  ck_assert_uint_eq(bytes, 64 + ((size_t)k.n * k.c + 1) / 2 * (8 + 16 * (size_t)(k.out / 2 + 1)));
+  void *reserve = malloc(bytes);
+  ds_context *ctx = cpu_context(2);
+  ck_assert_int_eq(ds_diffstride1d_forward(ctx, &k.desc, k.n, k.c, k.l, s, x, k.out, y[0]), DS_OK);
+  ck_assert_int_eq(ds_diffstride1d_backward(ctx, &k.desc, k.n, k.c, k.l, s, x, k.out, dy, dx[0], &ds[0]), DS_OK);
+  ck_assert_int_eq(ds_diffstride1d_forward_training(ctx, &k.desc, k.n, k.c, k.l, s, x, k.out, y[1], reserve, bytes),
+                   DS_OK);
+  ck_assert_int_eq(ds_diffstride1d_backward_reserved(ctx, &k.desc, k.n, k.c, k.l, s, reserve, bytes, k.out, dy, dx[1],
+                                                     &ds[1]), DS_OK);
+  ck_assert(!memcmp(y[0], y[1], sizeof(float) * out) && !memcmp(dx[0], dx[1], sizeof(float) * in));
+  ck_assert_msg(ds[0] == ds[1] && isfinite(ds[0]), "dstride %.9g, plain %.9g", (double)ds[1], (double)ds[0]);
+  ds_context_destroy(ctx);
+  free(x), free(dy), free(y[0]), free(y[1]), free(dx[0]), free(dx[1]), free(reserve);
+}
+END_TEST
+
+/* Misuse of the 1-D training calls, named in the message. */
+START_TEST(test_training_errors) {
+  ds_diffstride_desc d;
+  ds_diffstride_desc_init(&d);
+  size_t bytes = 0;
+  float x[2 * 64] = {0}, y[2 * 64], dy[2 * 64] = {0}, dx[2 * 64], ds = 0.0f;
+  int out = 0;
+  ck_assert_int_eq(ds_diffstride1d_output_size(&d, 64, 2.0f, &out), DS_OK);
+  ck_assert_int_eq(ds_diffstride1d_reserve_size(&d, 2, 1, 64, 2.0f, NULL), DS_ERR_INVALID_ARGUMENT);
+  ck_assert_str_eq(ds_last_error(), "bytes: NULL pointer");
+  ck_assert_int_eq(ds_diffstride1d_reserve_size(&d, 2, 1, 64, 2.0f, &bytes), DS_OK);
+  void *reserve = malloc(bytes);
+  ds_context *ctx = cpu_context(1);
+  ck_assert_int_eq(ds_diffstride1d_forward_training(ctx, &d, 2, 1, 64, 2.0f, x, out, y, reserve, bytes - 8),
+                   DS_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(ds_context_last_error(ctx), "reserve_bytes"));
+  ck_assert_int_eq(ds_diffstride1d_forward_training(ctx, &d, 2, 1, 64, 2.0f, x, out, y, reserve, bytes), DS_OK);
+  ck_assert_int_eq(ds_diffstride1d_backward_reserved(ctx, &d, 1, 1, 64, 2.0f, reserve, bytes, out, dy, dx, &ds),
+                   DS_ERR_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(ds_context_last_error(ctx), "written for 2 images of 1x64"));
+  ck_assert_int_eq(ds_diffstride1d_backward_reserved(ctx, &d, 2, 1, 64, 2.0f, NULL, 0, out, dy, dx, &ds),
+                   DS_ERR_INVALID_ARGUMENT);
+  ck_assert_str_eq(ds_context_last_error(ctx), "reserve: NULL pointer");
+  ck_assert_int_eq(ds_diffstride1d_backward_reserved(ctx, &d, 2, 1, 64, 2.0f, NULL, 0, out, dy, dx, NULL), DS_OK);
+  ck_assert_int_eq(ds_diffstride1d_backward(ctx, &d, 2, 1, 64, 2.0f, NULL, out, dy, dx, &ds), DS_ERR_INVALID_ARGUMENT);
+  ck_assert_str_eq(ds_context_last_error(ctx), "x: NULL pointer, needed for dstride");
+  ds_context_destroy(ctx);
+  free(reserve);
+}
+END_TEST
+
 Suite *diffstride1d_suite(void) {
   Suite *s = suite_create("diffstride1d");
   TCase *tc = tcase_create("1d");
   tcase_add_loop_test(tc, test_against_reference, 0, 32);
   tcase_add_test(tc, test_effective_and_sizes);
   tcase_add_test(tc, test_errors);
+  tcase_add_loop_test(tc, test_training_calls, 0, 16);
+  tcase_add_test(tc, test_training_errors);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
   return s;

@@ -216,7 +216,7 @@ START_TEST(test_misuse) {
   expect_refused(ctx, forward_with(ctx, &b, &r, NULL, r.reserve, r.bytes), "x: NULL pointer");
   memset(r.reserve, 0, r.bytes); /* never written by a training forward */
   expect_refused(ctx, backward_with(ctx, &b, &r, r.reserve, r.bytes, r.dy, ds),
-                 "reserve: not written by ds_diffstride_forward_training");
+                 "reserve: not written by a training forward");
   expect_refused(ctx, backward_with(ctx, &b, &r, NULL, r.bytes, r.dy, ds), "reserve: NULL pointer");
   ck_assert(ds[0] == 7.0f && ds[1] == 7.0f);
   ck_assert_int_eq(train_forward(ctx, &b, &r), DS_OK);

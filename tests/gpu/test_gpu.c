@@ -37,26 +37,35 @@ static ds_context *gpu_context(void) {
 
 /* One layer call on both devices. */
 typedef struct call {
-  int op; /* 0 DiffStride, 1 spectral pooling, 2 DiffStride 1-D, 3 DiffStride by the training calls */
+  int op; /* 0 DiffStride, 1 spectral pooling, 2 DiffStride 1-D, 3 and 4: 0 and 2 by the training calls */
   ds_diffstride_desc d;
   int n, c, h, w, oh, ow;
   float s[2];
 } call;
 
 /* The training calls (forward keeping a reserve, backward reading it) in
- * the context's memory. */
+ * the context's memory: 2-D (op 3) or 1-D (op 4). */
 static void run_training(ds_context *ctx, int gpu, const call *k, const float *x, const float *dy, float *y, float *dx,
                          float *ds, ds_status st[2]) {
   size_t bytes = 0;
-  ck_assert_int_eq(ds_diffstride_reserve_size(&k->d, k->n, k->c, k->h, k->w, k->s, &bytes), DS_OK);
+  ck_assert_int_eq(k->op == 3 ? ds_diffstride_reserve_size(&k->d, k->n, k->c, k->h, k->w, k->s, &bytes)
+                              : ds_diffstride1d_reserve_size(&k->d, k->n, k->c, k->w, k->s[1], &bytes),
+                   DS_OK);
   void *reserve = NULL;
   if (gpu)
     ck_assert_int_eq(cudaMalloc(&reserve, bytes), cudaSuccess);
   else
     reserve = malloc(bytes);
-  st[0] = ds_diffstride_forward_training(ctx, &k->d, k->n, k->c, k->h, k->w, k->s, x, k->oh, k->ow, y, reserve, bytes);
-  st[1] = ds_diffstride_backward_reserved(ctx, &k->d, k->n, k->c, k->h, k->w, k->s, reserve, bytes, k->oh, k->ow, dy,
-                                          dx, ds);
+  if (k->op == 3) {
+    st[0] = ds_diffstride_forward_training(ctx, &k->d, k->n, k->c, k->h, k->w, k->s, x, k->oh, k->ow, y, reserve,
+                                           bytes);
+    st[1] = ds_diffstride_backward_reserved(ctx, &k->d, k->n, k->c, k->h, k->w, k->s, reserve, bytes, k->oh, k->ow,
+                                            dy, dx, ds);
+  } else {
+    st[0] = ds_diffstride1d_forward_training(ctx, &k->d, k->n, k->c, k->w, k->s[1], x, k->ow, y, reserve, bytes);
+    st[1] = ds_diffstride1d_backward_reserved(ctx, &k->d, k->n, k->c, k->w, k->s[1], reserve, bytes, k->ow, dy, dx,
+                                              ds + 1);
+  }
   if (gpu)
     cudaFree(reserve);
   else
@@ -78,7 +87,7 @@ static void run(ds_context *ctx, int gpu, const call *k, const float *x, const f
   } else if (k->op == 2) {
     a = ds_diffstride1d_forward(ctx, &k->d, k->n, k->c, k->w, k->s[1], xi, k->ow, yo);
     b = ds_diffstride1d_backward(ctx, &k->d, k->n, k->c, k->w, k->s[1], xi, k->ow, dyi, dxo, ds + 1);
-  } else {
+  } else { /* 3, 4 */
     ds_status st[2];
     run_training(ctx, gpu, k, xi, dyi, yo, dxo, ds, st);
     a = st[0], b = st[1];
@@ -102,18 +111,18 @@ static call random_call(unsigned seed) {
   unsigned st = seed * 2246822519u + 3u;
   call k;
   ds_diffstride_desc_init(&k.d);
-  k.op = (int)rand_below(&st, 4);
+  k.op = (int)rand_below(&st, 5);
   k.d.layout = (int)rand_below(&st, 2);
   k.d.cropping = rand_below(&st, 4) != 0;
   k.d.shared_stride = (k.op == 0 || k.op == 3) && rand_below(&st, 4) == 0;
   k.n = 1 + (int)rand_below(&st, 4), k.c = 1 + (int)rand_below(&st, 6);
-  k.h = k.op == 2 ? 1 : 6 + (int)rand_below(&st, 60);
+  k.h = k.op == 2 || k.op == 4 ? 1 : 6 + (int)rand_below(&st, 60);
   k.w = 6 + (int)rand_below(&st, 60);
   k.s[0] = 1.0f + (float)rand_below(&st, 3000) / 1000.0f, k.s[1] = 1.0f + (float)rand_below(&st, 3000) / 1000.0f;
   if (k.op == 0 || k.op == 3) ck_assert_int_eq(ds_diffstride_output_size(&k.d, k.h, k.w, k.s, &k.oh, &k.ow), DS_OK);
   if (k.op == 1) ck_assert_int_eq(ds_spectral_pool_output_size(k.h, k.w, k.s, &k.oh, &k.ow), DS_OK);
-  if (k.op == 2) ck_assert_int_eq(ds_diffstride1d_output_size(&k.d, k.w, k.s[1], &k.ow), DS_OK);
-  if (k.op == 2) k.oh = 1;
+  if (k.op == 2 || k.op == 4) ck_assert_int_eq(ds_diffstride1d_output_size(&k.d, k.w, k.s[1], &k.ow), DS_OK);
+  if (k.op == 2 || k.op == 4) k.oh = 1;
   return k;
 }
 
@@ -296,7 +305,7 @@ START_TEST(test_reserve_header_on_gpu) {
   ds_context *ctx = gpu_context();
   ck_assert_int_eq(ds_diffstride_backward_reserved(ctx, &k.d, k.n, k.c, k.h, k.w, k.s, reserve, bytes, k.oh, k.ow, dy,
                                                    dx, ds), DS_ERR_INVALID_ARGUMENT);
-  ck_assert_str_eq(ds_context_last_error(ctx), "reserve: not written by ds_diffstride_forward_training");
+  ck_assert_str_eq(ds_context_last_error(ctx), "reserve: not written by a training forward");
   ck_assert_int_eq(ds_diffstride_forward_training(ctx, &k.d, k.n, k.c, k.h, k.w, k.s, x, k.oh, k.ow, y, reserve,
                                                   bytes), DS_OK);
   ck_assert_int_eq(ds_diffstride_backward_reserved(ctx, &k.d, 1, k.c, k.h, k.w, k.s, reserve, bytes, k.oh, k.ow, dy,

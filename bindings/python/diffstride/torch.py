@@ -145,6 +145,13 @@ class _Call:
         """y, and what the stride gradient needs of x."""
         return self.forward(x), x
 
+    def new_reserve(self, size_function, *args):
+        """An uninitialised uint8 tensor on x's device of the size the
+        library's `size_function` gives for this call's reserve."""
+        size = ctypes.c_size_t()
+        _lib.call(size_function, *args, ctypes.byref(size))
+        return torch.empty(size.value, dtype=torch.uint8, device=self.device)
+
     def new(self, shape):
         return _empty(shape, self.device, self.channels_last)
 
@@ -236,14 +243,12 @@ class _DiffStride2dCall(_Call):
         """y, and the reserve of the library's training calls (x's spectra at
         the kept frequencies, 0.6x the size of x for stride 2), so that x
         itself need not be kept."""
-        size = ctypes.c_size_t()
-        _lib.call("ds_diffstride_reserve_size", ctypes.byref(self.desc), self.n, self.c, self.h,
-                  self.w, self.strides, ctypes.byref(size))
+        reserve = self.new_reserve("ds_diffstride_reserve_size", ctypes.byref(self.desc), self.n,
+                                   self.c, self.h, self.w, self.strides)
         y = self.new(self.out_shape)
-        reserve = torch.empty(size.value, dtype=torch.uint8, device=self.device)
         self.run(x, "ds_diffstride_forward_training", ctypes.byref(self.desc), self.n, self.c,
                  self.h, self.w, self.strides, _addr(x), self.out_shape[2], self.out_shape[3],
-                 _addr(y), _addr(reserve), size.value)
+                 _addr(y), _addr(reserve), reserve.numel())
         return y, reserve
 
     def backward(self, reserve, dy, need_dx, need_dstrides):
@@ -325,12 +330,22 @@ class _DiffStride1dCall(_Call):
                  self.stride, _addr(x), self.out_shape[2], _addr(y))
         return y
 
-    def backward(self, x, dy, need_dx, need_dstrides):
+    def forward_keeping(self, x):
+        """y, and the reserve of the library's training calls instead of x."""
+        reserve = self.new_reserve("ds_diffstride1d_reserve_size", ctypes.byref(self.desc), self.n,
+                                   self.c, self.l, self.stride)
+        y = self.new(self.out_shape)
+        self.run(x, "ds_diffstride1d_forward_training", ctypes.byref(self.desc), self.n, self.c,
+                 self.l, self.stride, _addr(x), self.out_shape[2], _addr(y), _addr(reserve),
+                 reserve.numel())
+        return y, reserve
+
+    def backward(self, reserve, dy, need_dx, need_dstrides):
         dx = self.new(self.in_shape) if need_dx else None
         ds = ctypes.c_float() if need_dstrides else None
-        self.run(dy, "ds_diffstride1d_backward", ctypes.byref(self.desc), self.n, self.c,
-                 self.l, self.stride, _addr(x), self.out_shape[2], _addr(dy), _addr(dx),
-                 None if ds is None else ctypes.byref(ds))
+        self.run(dy, "ds_diffstride1d_backward_reserved", ctypes.byref(self.desc), self.n, self.c,
+                 self.l, self.stride, _addr(reserve), 0 if reserve is None else reserve.numel(),
+                 self.out_shape[2], _addr(dy), _addr(dx), None if ds is None else ctypes.byref(ds))
         return dx, None if ds is None else _as_strides([ds.value], self.like)
 
 

@@ -409,11 +409,25 @@ class DiffStride1dTest(unittest.TestCase):
 
     def test_nlc_is_passed_as_is(self):
         x = random((2, 3, 40), 60).transpose(1, 2).contiguous().transpose(1, 2)
-        with spying("ds_diffstride1d_forward") as spies:
+        with spying("ds_diffstride1d_forward_training") as spies:  # learned stride: a reserve
             y = DiffStride1d(2.3)(x)
-        args = spies["ds_diffstride1d_forward"].calls[0]
+        args = spies["ds_diffstride1d_forward_training"].calls[0]
         self.assertEqual((desc_layout(args), args[6]), (1, x.data_ptr()))
         self.assertTrue(y.transpose(1, 2).is_contiguous())
+
+    def test_learned_stride_keeps_a_reserve_not_x(self):
+        module = DiffStride1d(2.3)
+        x = random((2, 3, 40), 62).requires_grad_(True)
+        with spying("ds_diffstride1d_forward_training", "ds_diffstride1d_backward_reserved") as spies:
+            y = module(x)
+            y.backward(torch.ones_like(y))
+        fwd = spies["ds_diffstride1d_forward_training"].calls[0]
+        bwd = spies["ds_diffstride1d_backward_reserved"].calls[0]
+        self.assertEqual((fwd[9], fwd[10]), (bwd[6], bwd[7]))  # the same reserve
+        dx, dstride = diffstride.diffstride1d_backward(
+            x.detach().numpy(), torch.ones_like(y).numpy(), 2.3)
+        self.assertTrue(torch.equal(x.grad, torch.from_numpy(dx)))
+        self.assertEqual(float(module.stride.grad[0]), float(dstride))
 
     def test_finite_differences_of_the_stride(self):
         module = DiffStride1d(2.3)
