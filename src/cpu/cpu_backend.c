@@ -68,16 +68,22 @@ static fftwf_plan plan_make(const plan_key *k, int split, float *buf) {
 
 static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
 
-/* The plain plan and every Good-Thomas split n1 < n2 of k->n, keeping the
- * one FFTW's cost model rates cheapest (fftwf_estimate_cost: it ranked the
- * measured times right for every length from 6 to 120 we timed, and unlike
- * the measured fftwf_cost it is also there for plans made from wisdom, so
- * every context of a process chooses alike); *split gets its split. */
+/* At most this many Good-Thomas splits are planned for one length (a
+ * length with many prime factors has many; 30 has 3, 210 has 7). */
+#define DS_MAX_SPLITS 8
+
+/* The plain plan and the Good-Thomas splits n1 < n2 of k->n (the smallest
+ * DS_MAX_SPLITS n1), keeping the one FFTW's cost model rates cheapest
+ * (fftwf_estimate_cost: it ranked the measured times right for every length
+ * from 6 to 120 we timed, and unlike the measured fftwf_cost it is also
+ * there for plans made from wisdom, so every context of a process chooses
+ * alike); *split gets its split. */
 static fftwf_plan plan_best(const plan_key *k, float *buf, int *split) {
   fftwf_plan best = plan_make(k, 0, buf);
   *split = 0;
-  for (int n1 = 2; best && n1 * n1 < k->n; n1++) {
+  for (int n1 = 2, tried = 0; best && n1 * n1 < k->n && tried < DS_MAX_SPLITS; n1++) {
     if (k->n % n1 || gcd(n1, k->n / n1) != 1) continue;
+    tried++;
     fftwf_plan p = plan_make(k, n1, buf);
     if (p && fftwf_estimate_cost(p) < fftwf_estimate_cost(best)) {
       fftwf_destroy_plan(best);
@@ -130,20 +136,20 @@ static int grid_make(cpu_state *s, int a, int b, float *buf, grid_plans *p) {
   return p->rows[0] && p->rows[1] && p->cols[1];
 }
 
-/* b^-1 mod m, for coprime b and m. */
+/* b^-1 mod m, for coprime b < m (or m = 1). */
 static int inverse_mod(int b, int m) {
-  int t = 1;
-  while ((b * t) % m != 1 % m) t++;
-  return t;
+  long long t = 1;
+  while ((long long)b * t % m != 1 % m) t++;
+  return (int)t;
 }
 
 void ds__cpu_grid_rows(int n, int split, int *spatial, int *spectral) {
-  int n1 = split ? split : 1, n2 = n / n1;
-  int t2 = inverse_mod(n2, n1), t1 = inverse_mod(n1, n2);
-  for (int i1 = 0; i1 < n1; i1++)
-    for (int i2 = 0; i2 < n2; i2++) {
-      spatial[(n2 * i1 + n1 * i2) % n] = i1 * n2 + i2;
-      spectral[(n2 * t2 * i1 + n1 * t1 * i2) % n] = i1 * n2 + i2;
+  long long n1 = split ? split : 1, n2 = n / n1;
+  long long t2 = inverse_mod((int)(n2 % n1), (int)n1), t1 = inverse_mod((int)(n1 % n2), (int)n2);
+  for (long long i1 = 0; i1 < n1; i1++)
+    for (long long i2 = 0; i2 < n2; i2++) {
+      spatial[(n2 * i1 + n1 * i2) % n] = (int)(i1 * n2 + i2);
+      spectral[(n2 * t2 % n * i1 + n1 * t1 % n * i2) % n] = (int)(i1 * n2 + i2);
     }
 }
 

@@ -354,12 +354,12 @@ static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, cons
   }
 }
 
-/* Adds `floats` floats of tensor t from image 2*pair (both images of the
- * pair, or one when the batch ends there) to the ranges. */
+/* Adds the pair's images of tensor t (per_image floats each; both images,
+ * or one where the batch ends) to the ranges. */
 static void next_range(arena *a, const crop_job *j, const float *t, long long pair, long long per_image) {
   long long count = 2 * pair + 1 < images(j) ? 2 : 1;
-  const char *at = (const char *)(t + 2 * pair * per_image);
-  a->next.at[a->next.ranges] = at, a->next.end[a->next.ranges] = at + sizeof(float) * count * per_image;
+  const char *start = (const char *)(t + 2 * pair * per_image);
+  a->next.at[a->next.ranges] = start, a->next.end[a->next.ranges] = start + sizeof(float) * count * per_image;
   a->next.ranges++;
 }
 
@@ -373,8 +373,8 @@ static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long
   if (pair >= last || j->b->nhwc) return;
   next_range(a, j, j->in, pair, backward ? out : in);
   if (backward && j->grad && j->kept) {
-    const char *at = (const char *)(j->kept + pair_block(j, pair));
-    a->next.at[1] = at, a->next.end[1] = at + sizeof(float) * pair_block(j, 1), a->next.ranges = 2;
+    const char *start = (const char *)(j->kept + pair_block(j, pair));
+    a->next.at[1] = start, a->next.end[1] = start + sizeof(float) * pair_block(j, 1), a->next.ranges = 2;
   } else if (backward && j->grad) {
     next_range(a, j, j->x, pair, in);
   }
