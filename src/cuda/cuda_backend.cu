@@ -127,7 +127,7 @@ __global__ void put_bytes(small_bytes v, unsigned char *dst, int n) {
 static ds_status cuda_copy(ds_context *ctx, void *dst, const void *src, size_t bytes, int upload) {
   cuda_state *s = (cuda_state *)ctx->state;
   if (upload) {
-    small_bytes v;
+    small_bytes v = {{0}};
     memcpy(v.b, src, bytes);
     put_bytes<<<1, DS_COPY_MAX, 0, s->stream>>>(v, (unsigned char *)dst, (int)bytes);
   } else if (cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s->stream) == cudaSuccess) {
