@@ -26,10 +26,41 @@ typedef struct plan_key {
 
 #define DS_SPLIT_BEST (-1)
 
+/* The loops that dominate the library's own time (packing, unpacking,
+ * gradient sums), built twice where the toolchain can dispatch at load
+ * time (GCC or Clang, x86-64, ELF ifunc): for AVX2 and for the baseline the
+ * library is compiled for, the CPU picking one (measured: forward+backward
+ * in cache 7-10 % faster; clones of every loop, and AVX-512 ones, were
+ * slower, docs/benchmarks.md). */
+#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define DS_HOT_LOOP __attribute__((target_clones("avx2", "default")))
+#else
+#define DS_HOT_LOOP
+#endif
+
+/* The row orders of a grid of `rows` x `width` complex (ds__cpu_grid_rows):
+ * image row i is stored at spatial[i], spectrum row k at spectral[k]; split
+ * 0 when both are the identity. */
+typedef struct grid_rows {
+  int rows, width, split;
+  int *spatial, *spectral;
+} grid_rows;
+
+/* How a pair was packed: the lanes holding an image (bit 0: image 2*pair,
+ * bit 1: the next), the second image's scale 2^shift, and the factor each
+ * image's result is scaled back by (0 for an all-zero image, so that it
+ * gives exact zeros whatever its partner leaves in its lane). */
+typedef struct packing {
+  int lanes, shift;
+  float back[2];
+} packing;
+
 /* Per-thread scratch for one pair of images, every part 64-byte aligned so
  * that all arenas have the alignment the plans were made with:
  *   in:  h x w complex, the pair (x or dx) or its packed spectrum;
  *   out: out_h x out_w complex, the pair (y or dy) or its packed spectrum;
+ *   staged: a pair's block of the reserve (cpu_crop.c, pair_block),
+ *        assembled here and then streamed out in whole lines;
  *   zm, ym: kc complex each, one cropped row's mirrored bins of the two
  *        spectra, reversed so that the gradient loop reads them in order;
  *   sums: out_h x kc doubles, this thread's sums of Re(conj(Y) X) per kept
@@ -37,11 +68,11 @@ typedef struct plan_key {
 typedef struct arena {
   void *base;
   size_t bytes;
-  float *in, *out, *zm, *ym;
+  float *in, *out, *staged, *zm, *ym;
   double *sums;
-  /* The thread's next pair: byte ranges of the tensors it streams that are
-   * still to be prefetched (read, then written), a few lines at a time
-   * (cpu_crop.c, prefetch_some). */
+  /* The thread's next pair: byte ranges of the tensors it reads that are
+   * still to be prefetched, a few lines at a time (ds__cpu_prefetch_some);
+   * the first `reads` ranges are read, the others written. */
   struct {
     const char *at[4], *end[4];
     int ranges, reads, per_step;
@@ -88,6 +119,30 @@ ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, 
                           float *y, float *keep);
 ds_status ds__cpu_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
                            const float *keep, const float *dy, float *dx, double *gh, double *gw);
+/* Packing, unpacking and streaming (cpu_pack.c). */
+/* grid (gr's rows in spatial order) = image 2*pair + i * 2^shift * image
+ * 2*pair+1 of tensor t (images of gr's size in b's layout), each only if
+ * its bit is in lanes and it exists (else zeros); the shift is
+ * ds_pair_shift's. */
+packing ds__cpu_pack(const ds_batch *b, const grid_rows *gr, float *grid, const float *t, long long pair,
+                     int lanes);
+/* The inverse of ds__cpu_pack: real parts to one image of t, imaginary
+ * parts to the other (only the lanes packed), each scaled back; contiguous
+ * images are written with non-temporal stores where the CPU has them. */
+void ds__cpu_unpack(const ds_batch *b, const grid_rows *gr, const float *grid, float *t, long long pair,
+                    const packing *k);
+/* dst = src (n floats), with non-temporal stores where the CPU has them. */
+void ds__cpu_stream_copy(float *dst, const float *src, size_t n);
+/* Orders the thread's non-temporal stores before what it does next
+ * (another thread reading its output). */
+void ds__cpu_stream_fence(void);
+/* Some of the next pair's prefetches (arena.next), at each step of the
+ * pair in progress. */
+void ds__cpu_prefetch_some(arena *a);
+/* Whether outputs are written with non-temporal stores (then they are not
+ * prefetched for writing). */
+extern const int ds__cpu_streaming_stores;
+
 /* Where the rows of an n-row grid are stored when its column transforms
  * use split (0: plain, each row in place): image row i at spatial[i],
  * spectrum row k at spectral[k]. With n = n1 n2, the Good-Thomas input

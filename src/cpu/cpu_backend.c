@@ -14,19 +14,20 @@ static size_t pad64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 /* Places the parts of an arena for g in its block; returns the bytes needed. */
 static size_t arena_layout(arena *a, const ds_crop *g) {
-  size_t sizes[5] = {pad64(sizeof(float) * 2 * (size_t)g->h * (size_t)g->w),
-                     pad64(sizeof(float) * 2 * (size_t)g->out_h * (size_t)g->out_w),
-                     pad64(sizeof(float) * 2 * (size_t)g->kc), pad64(sizeof(float) * 2 * (size_t)g->kc),
-                     pad64(sizeof(double) * (size_t)g->out_h * (size_t)g->kc)};
-  size_t at[6] = {0};
-  for (int i = 0; i < 5; i++) at[i + 1] = at[i] + sizes[i];
+  size_t in = pad64(sizeof(float) * 2 * (size_t)g->h * (size_t)g->w);
+  size_t out = pad64(sizeof(float) * 2 * (size_t)g->out_h * (size_t)g->out_w);
+  size_t staged = pad64(sizeof(float) * (2 + 4 * (size_t)g->out_h * (size_t)g->kc));
+  size_t row = pad64(sizeof(float) * 2 * (size_t)g->kc);
+  size_t sizes[6] = {in, out, staged, row, row, pad64(sizeof(double) * (size_t)g->out_h * (size_t)g->kc)};
+  size_t at[7] = {0};
+  for (int i = 0; i < 6; i++) at[i + 1] = at[i] + sizes[i];
   char *p = a->base;
   if (p) {
-    a->in = (float *)(p + at[0]), a->out = (float *)(p + at[1]);
-    a->zm = (float *)(p + at[2]), a->ym = (float *)(p + at[3]);
-    a->sums = (double *)(p + at[4]);
+    float **parts[5] = {&a->in, &a->out, &a->staged, &a->zm, &a->ym};
+    for (int i = 0; i < 5; i++) *parts[i] = (float *)(p + at[i]);
+    a->sums = (double *)(p + at[5]);
   }
-  return at[5];
+  return at[6];
 }
 
 static int arena_fit(arena *a, const ds_crop *g) {

@@ -19,17 +19,6 @@
 
 #define DS_MAX_THREADS 256
 
-/* The packing, unpacking and gradient-sum loops, built twice where the
- * toolchain can dispatch at load time (GCC or Clang, x86-64, ELF ifunc):
- * for AVX2 and for the baseline the library is compiled for, the CPU
- * picking one (measured: forward+backward in cache 7-10 % faster; clones of
- * every loop, and AVX-512 ones, were slower, docs/benchmarks.md). */
-#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
-#define DS_HOT_LOOP __attribute__((target_clones("avx2", "default")))
-#else
-#define DS_HOT_LOOP
-#endif
-
 /* One call's work. Forward: in = x, out = y, and what the gradient sums
  * read of x's spectra to keep when it is set. Backward: in = dy, out = dx
  * (NULL: not wanted), and for the mask gradients, when grad is set, x's
@@ -38,14 +27,6 @@
  * floats of bin k get bin k's factor) so that the scaling loops are plain
  * float loops that vectorize; "r" arrays hold their factors reversed, for
  * the mirrored half of a row, which runs backwards in k. */
-/* The row orders of a grid of `rows` x `width` complex (cpu.h,
- * ds__cpu_grid_rows): image row i is stored at spatial[i], spectrum row k
- * at spectral[k]; split 0 when both are the identity. */
-typedef struct grid_rows {
-  int rows, width, split;
-  int *spatial, *spectral;
-} grid_rows;
-
 typedef struct crop_job {
   const ds_crop *g;
   const ds_batch *b;
@@ -74,122 +55,6 @@ typedef struct worker {
 
 static long long images(const crop_job *j) { return (long long)j->b->n * j->b->c; }
 
-/* Two images (hw pixels, every step-th float of a and of b) into the real
- * and imaginary lanes of the grid in one pass (in NHWC they are adjacent
- * channels, so each pixel is one 8-byte read); m is raised to their
- * largest magnitudes. The maxima are taken on the bits of |v|, whose
- * integer order is the float order (NaN above infinity), because an integer
- * maximum vectorizes and a float one does not without -ffast-math. */
-static inline void load_pair_step(float *grid, const float *a, const float *b, int step, long long hw,
-                                  uint32_t m[2]) {
-  uint32_t ma = m[0], mb = m[1];
-  for (long long p = 0; p < hw; p++) {
-    float va = a[p * step], vb = b[p * step];
-    uint32_t ua, ub;
-    memcpy(&ua, &va, sizeof ua), memcpy(&ub, &vb, sizeof ub);
-    ua &= 0x7fffffffu, ub &= 0x7fffffffu;
-    ma = ua > ma ? ua : ma, mb = ub > mb ? ub : mb;
-    grid[2 * p] = va, grid[2 * p + 1] = vb;
-  }
-  m[0] = ma, m[1] = mb;
-}
-
-/* load_pair_step with the contiguous (NCHW) case compiled on its own, so
- * that it vectorizes. */
-DS_HOT_LOOP
-static void load_pair(float *grid, const float *a, const float *b, int step, long long hw, uint32_t m[2]) {
-  if (step == 1)
-    load_pair_step(grid, a, b, 1, hw, m);
-  else
-    load_pair_step(grid, a, b, step, hw, m);
-}
-
-/* How a pair was packed: the lanes holding an image (bit 0: image 2*pair,
- * bit 1: the next), the second image's scale 2^shift, and the factor each
- * image's result is scaled back by (0 for an all-zero image, so that it
- * gives exact zeros whatever its partner leaves in its lane). */
-typedef struct packing {
-  int lanes, shift;
-  float back[2];
-} packing;
-
-/* Rows stored in order travel as one block (the whole image), permuted
- * ones one by one. */
-static int row_run(const grid_rows *gr) { return gr->split ? 1 : gr->rows; }
-
-/* grid (gr's rows in spatial order) = image 2*pair + i * 2^shift * image
- * 2*pair+1, each only if its bit is in lanes and it exists (else zeros),
- * gathered from a tensor of images of gr's size; the shift is
- * ds_pair_shift's. */
-static packing pack_images(const crop_job *j, const grid_rows *gr, float *grid, const float *t, long long pair,
-                           int lanes) {
-  int step = ds_pixel_step(j->b->c, j->b->nhwc), run = row_run(gr);
-  long long hw = (long long)gr->rows * gr->width;
-  size_t row = (size_t)gr->width * (size_t)step;
-  packing k = {lanes & (2 * pair + 1 < images(j) ? 3 : 1), 0, {1.0f, 1.0f}};
-  const float *img[2];
-  for (int lane = 0; lane < 2; lane++)
-    img[lane] = t + ds_image_offset(2 * pair + (k.lanes & (1 << lane) ? lane : !lane), j->b->c, hw, j->b->nhwc);
-  uint32_t bits[2] = {0, 0};
-  for (int i = 0; i < gr->rows; i += run)
-    load_pair(grid + 2 * (size_t)gr->spatial[i] * (size_t)gr->width, img[0] + i * row, img[1] + i * row, step,
-              (long long)run * gr->width, bits);
-  float m[2];
-  memcpy(m, bits, sizeof m);
-  for (int lane = 0; lane < 2; lane++) { /* a lane not wanted got the other image: zeros */
-    if (k.lanes & (1 << lane)) continue;
-    m[lane] = 0.0f;
-    for (long long p = 0; p < hw; p++) grid[2 * p + lane] = 0.0f;
-  }
-  k.shift = ds_pair_shift(m[0], m[1]);
-  float s = ldexpf(1.0f, k.shift);
-  for (long long p = 0; k.shift && p < hw; p++) grid[2 * p + 1] *= s;
-  k.back[0] = m[0] != 0.0f, k.back[1] = (m[1] != 0.0f) * ldexpf(1.0f, -k.shift);
-  return k;
-}
-
-/* One lane of the grid (every second float from `lane`) to an image
- * (every step-th float of dst), scaled by s. */
-static inline void store_lane_step(const float *lane, float *dst, int step, long long hw, float s) {
-  for (long long p = 0; p < hw; p++) dst[p * step] = s * lane[2 * p];
-}
-
-/* Both lanes in one pass (in NHWC the two images share cache lines). */
-static inline void store_pair_step(const float *grid, float *a, float *b, int step, long long hw, float sa,
-                                   float sb) {
-  for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p], b[p * step] = sb * grid[2 * p + 1];
-}
-
-/* Pixels [0, n) of the grid's lanes to images a and b (see unpack_images);
- * the contiguous (NCHW) case compiled on its own so that it vectorizes. */
-DS_HOT_LOOP
-static void store_lanes(const float *grid, float *a, float *b, int step, long long n, const packing *k) {
-  int only = k->lanes == 2;
-  float sa = k->back[only], sb = k->back[1];
-  if (k->lanes != 3 && step == 1)
-    store_lane_step(grid + only, a, 1, n, sa);
-  else if (k->lanes != 3)
-    store_lane_step(grid + only, a, step, n, sa);
-  else if (step == 1)
-    store_pair_step(grid, a, b, 1, n, sa, sb);
-  else
-    store_pair_step(grid, a, b, step, n, sa, sb);
-}
-
-/* The inverse of pack_images: real parts to one image, imaginary parts to
- * the other (only the lanes packed), each scaled back. */
-static void unpack_images(const crop_job *j, const grid_rows *gr, const float *grid, float *t, long long pair,
-                          const packing *k) {
-  int step = ds_pixel_step(j->b->c, j->b->nhwc), run = row_run(gr), only = k->lanes == 2;
-  long long hw = (long long)gr->rows * gr->width;
-  size_t row = (size_t)gr->width * (size_t)step;
-  float *a = t + ds_image_offset(2 * pair + only, j->b->c, hw, j->b->nhwc);
-  float *b = t + ds_image_offset(2 * pair + 1, j->b->c, hw, j->b->nhwc);
-  for (int i = 0; i < gr->rows; i += run)
-    store_lanes(grid + 2 * (size_t)gr->spatial[i] * (size_t)gr->width, a + i * row, b + i * row, step,
-                (long long)run * gr->width, k);
-}
-
 /* Whether a shared transform spread a NaN or an infinity between the two
  * images: any such input makes the DC bin (the sum of the pixels) not
  * finite. Checked on the forward transforms of a packed pair only. */
@@ -207,24 +72,6 @@ static const float *cat(const grid_rows *gr, const float *grid, int r, int k) { 
 /* d = m * f * v over n complex numbers (f per float, see crop_job). */
 static void scaled_copy(float *restrict d, const float *restrict v, const float *restrict f, float m, int n) {
   for (int e = 0; e < 2 * n; e++) d[e] = m * f[e] * v[e];
-}
-
-/* The next pair's tensors come from memory: the hardware prefetchers
- * stop at each 4 KB page, and a pair's images are a page or two each, so
- * without help every pack and unpack waits on its first lines. Prefetching
- * a whole pair at once queues behind the line fill buffers; a few lines
- * at each step of the current pair (plan_prefetch) overlap them with its work
- * (docs/benchmarks.md: forward+backward about 10 % faster). The outputs are
- * prefetched for writing, so that their lines are owned before the unpack
- * stores to them. NCHW only: an NHWC pair is spread over its whole sample. */
-static void prefetch_some(arena *a) {
-  for (int n = a->next.per_step, r = 0; n > 0 && r < a->next.ranges; r++)
-    for (; n > 0 && a->next.at[r] < a->next.end[r]; n--, a->next.at[r] += 64) {
-      if (r < a->next.reads)
-        __builtin_prefetch(a->next.at[r], 0, 3);
-      else
-        __builtin_prefetch(a->next.at[r], 1, 3);
-    }
 }
 
 /* Bins 0 and out_w/2 of cropped row i are their own mirrors: the Hermitian
@@ -248,7 +95,7 @@ static void crop_spectrum(const crop_job *j, arena *a, const float *f, float *p)
   const ds_crop *g = j->g;
   int oh = g->out_h, ow = g->out_w, n = j->crop_n;
   for (int i = 0; i < oh; i++) {
-    prefetch_some(a);
+    ds__cpu_prefetch_some(a);
     int im = ds_mirror(i, oh), r = ds_source_row(i, g->h, oh, g->rows_lo);
     int rm = ds_mirror(ds_source_row(im, g->h, oh, g->rows_lo), g->h);
     scaled_copy(at(&j->gout, p, i, 1), cat(&j->gin, f, r, 1), j->f2, j->mh[i], n);
@@ -282,7 +129,7 @@ static void uncrop_spectrum(const crop_job *j, arena *a, const float *d, float *
   int oh = g->out_h, ow = g->out_w, n = j->uncrop_n;
   memset(f, 0, sizeof(float) * 2 * (size_t)g->h * (size_t)g->w);
   for (int i = 0; i < oh; i++) {
-    prefetch_some(a);
+    ds__cpu_prefetch_some(a);
     int r = ds_source_row(i, g->h, oh, g->rows_lo);
     scaled_copy(at(&j->gin, f, r, 1), cat(&j->gout, d, i, 1), j->b2, j->mh[i], n);
     scaled_copy(at(&j->gin, f, ds_mirror(r, g->h), g->w - n), cat(&j->gout, d, ds_mirror(i, oh), ow - n), j->br2,
@@ -307,11 +154,14 @@ static size_t pair_block(const crop_job *j, long long pair) {
   return (size_t)pair * (2 + 4 * (size_t)j->g->out_h * (size_t)j->g->kc);
 }
 
-/* The pair's block from F (in); split: only the NaN scales (and zeros). */
+/* The pair's block from F (in) to the reserve, assembled in the arena and
+ * streamed out in whole lines (written piecewise, a row's 4 kc floats at
+ * a time, the lines would be read from memory first, or with non-temporal
+ * stores written half full); split: only the NaN scales (and zeros). */
 static void keep_pair(const crop_job *j, const arena *a, long long pair, const packing *k, int split) {
   const ds_crop *g = j->g;
   size_t kc = (size_t)g->kc;
-  float *block = j->keep + pair_block(j, pair);
+  float *block = a->staged;
   block[0] = split ? NAN : k->back[0], block[1] = split ? NAN : k->back[1];
   for (int i = 0; i < g->out_h; i++) {
     float *row = block + 2 + 4 * kc * (size_t)i;
@@ -324,6 +174,7 @@ static void keep_pair(const crop_job *j, const arena *a, long long pair, const p
     memcpy(row + 2 * kc, cat(&j->gin, a->in, rm, 0), sizeof(float) * 2);
     memcpy(row + 2 * kc + 2, cat(&j->gin, a->in, rm, g->w - g->kc + 1), sizeof(float) * 2 * (kc - 1));
   }
+  ds__cpu_stream_copy(j->keep + pair_block(j, pair), block, pair_block(j, 1));
 }
 
 /* Bins 0..kc-1 of the packed X of cropped row i (returned) and their
@@ -361,7 +212,7 @@ static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, cons
   int oh = g->out_h, ow = g->out_w, kc = g->kc;
   float s0 = ky->back[0] * kx->back[0], s1 = ky->back[1] * kx->back[1];
   for (int i = 0; i < oh; i++) {
-    prefetch_some(a);
+    ds__cpu_prefetch_some(a);
     const float *z = x_row(j, a, block, i), *y = cat(&j->gout, a->out, i, 0);
     mirror_row(a->ym, cat(&j->gout, a->out, ds_mirror(i, oh), 0), ow, kc);
     pair_products(z, a->zm, y, a->ym, s0, s1, a->sums + (size_t)i * (size_t)kc, kc);
@@ -375,6 +226,14 @@ static void next_range(arena *a, const crop_job *j, const float *t, long long pa
   const char *start = (const char *)(t + 2 * pair * per_image);
   a->next.at[a->next.ranges] = start, a->next.end[a->next.ranges] = start + sizeof(float) * count * per_image;
   a->next.ranges++;
+}
+
+/* The prefetching steps of a pair (ds__cpu_prefetch_some): each
+ * transform half, and each cropped row of the crop, the gradient sums and
+ * the uncrop. */
+static int pair_steps(const crop_job *j, int backward) {
+  int oh = j->g->out_h;
+  return backward ? 2 + j->grad * (oh + 2 * !j->kept) + (j->out != NULL) * (oh + 2) : 4 + oh;
 }
 
 /* Plans the prefetches of pair `pair` (none when it is past the worker's
@@ -393,10 +252,9 @@ static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long
     next_range(a, j, j->x, pair, in);
   }
   a->next.reads = a->next.ranges;
-  if (j->out) next_range(a, j, j->out, pair, backward ? in : out);
-  long long lines = 0;
+  if (j->out && !ds__cpu_streaming_stores) next_range(a, j, j->out, pair, backward ? in : out);
+  long long lines = 0, steps = pair_steps(j, backward);
   for (int r = 0; r < a->next.ranges; r++) lines += (a->next.end[r] - a->next.at[r] + 63) / 64;
-  int oh = g->out_h, steps = backward ? 2 + j->grad * (oh + 2 * !j->kept) + (j->out != NULL) * (oh + 2) : 4 + oh;
   a->next.per_step = (int)((lines + steps - 1) / steps);
 }
 
@@ -404,9 +262,9 @@ static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long
  * some of the next pair's prefetches before each half (prefetch_some). */
 static void grid_fft(arena *a, const grid_plans *p, float *grid, int backward) {
   fftwf_complex *c = (fftwf_complex *)grid;
-  prefetch_some(a);
+  ds__cpu_prefetch_some(a);
   fftwf_execute_dft(backward ? p->cols[1] : p->rows[0], c, c);
-  prefetch_some(a);
+  ds__cpu_prefetch_some(a);
   fftwf_execute_dft(backward ? p->rows[1] : p->cols[0], c, c);
 }
 
@@ -415,13 +273,13 @@ static void grid_fft(arena *a, const grid_plans *p, float *grid, int backward) {
  * transform would spread to its partner: the caller then runs them one by
  * one, so that each image's result depends on that image alone. */
 static int forward_pair(const crop_job *j, arena *a, long long pair, int lanes) {
-  packing k = pack_images(j, &j->gin, a->in, j->in, pair, lanes);
+  packing k = ds__cpu_pack(j->b, &j->gin, a->in, j->in, pair, lanes);
   grid_fft(a, &j->p.in, a->in, 0);
   if (spread_bad_values(&k, cat(&j->gin, a->in, 0, 0))) return 0;
   if (j->keep) keep_pair(j, a, pair, &k, lanes != 3);
   crop_spectrum(j, a, a->in, a->out);
   grid_fft(a, &j->p.out, a->out, 1);
-  unpack_images(j, &j->gout, a->out, j->out, pair, &k);
+  ds__cpu_unpack(j->b, &j->gout, a->out, j->out, pair, &k);
   return 1;
 }
 
@@ -430,7 +288,7 @@ static int forward_pair(const crop_job *j, arena *a, long long pair, int lanes) 
  * ds__mask_gradients) and dx follow from it (bk holds c_k and the scale).
  * Returns 0 as forward_pair, before anything is accumulated or written. */
 static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes) {
-  packing ky = pack_images(j, &j->gout, a->out, j->in, pair, lanes), kx = ky;
+  packing ky = ds__cpu_pack(j->b, &j->gout, a->out, j->in, pair, lanes), kx = ky;
   grid_fft(a, &j->p.out, a->out, 0);
   if (spread_bad_values(&ky, cat(&j->gout, a->out, 0, 0))) return 0;
   if (j->grad && j->kept) {
@@ -438,7 +296,7 @@ static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes)
     kx = (packing){3, 0, {block[0], block[1]}};
     accumulate_pair(j, a, &ky, &kx, block);
   } else if (j->grad) {
-    kx = pack_images(j, &j->gin, a->in, j->x, pair, lanes);
+    kx = ds__cpu_pack(j->b, &j->gin, a->in, j->x, pair, lanes);
     grid_fft(a, &j->p.in, a->in, 0);
     if (spread_bad_values(&kx, cat(&j->gin, a->in, 0, 0))) return 0;
     accumulate_pair(j, a, &ky, &kx, NULL);
@@ -446,7 +304,7 @@ static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes)
   if (!j->out) return 1;
   uncrop_spectrum(j, a, a->out, a->in);
   grid_fft(a, &j->p.in, a->in, 1);
-  unpack_images(j, &j->gin, a->in, j->out, pair, &ky);
+  ds__cpu_unpack(j->b, &j->gin, a->in, j->out, pair, &ky);
   return 1;
 }
 
@@ -466,6 +324,7 @@ static void *run_worker(void *arg) {
     plan_prefetch(w->job, w->a, pair + 1, w->last, w->backward);
     run_pair(w, pair);
   }
+  ds__cpu_stream_fence();
   return NULL;
 }
 

@@ -1,0 +1,178 @@
+/* Moving pixels between a batch's tensors and a thread's grids: two real
+ * images packed into one complex grid and unpacked again, and the
+ * streaming around it. A thread's pairs come from memory and go back to it
+ * (in the headline case a pair moves 35 KB and computes for about 6 us),
+ * and one core keeps only a dozen cache-line transfers in flight, so the
+ * transfers must overlap the transforms: at each step of the current pair
+ * (each transform half, each cropped row) a few lines of the next pair are
+ * prefetched and a few pieces of the previous pair's output are written,
+ * the output with non-temporal stores where the CPU has them (its lines
+ * are then not read from memory before being overwritten). */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../elementwise.h"
+#include "cpu.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+const int ds__cpu_streaming_stores = 1;
+#else
+const int ds__cpu_streaming_stores = 0;
+#endif
+
+/* Two images (hw pixels, every step-th float of a and of b) into the real
+ * and imaginary lanes of the grid in one pass (in NHWC they are adjacent
+ * channels, so each pixel is one 8-byte read); m is raised to their
+ * largest magnitudes. The maxima are taken on the bits of |v|, whose
+ * integer order is the float order (NaN above infinity), because an integer
+ * maximum vectorizes and a float one does not without -ffast-math. */
+static inline void load_pair_step(float *grid, const float *a, const float *b, int step, long long hw,
+                                  uint32_t m[2]) {
+  uint32_t ma = m[0], mb = m[1];
+  for (long long p = 0; p < hw; p++) {
+    float va = a[p * step], vb = b[p * step];
+    uint32_t ua, ub;
+    memcpy(&ua, &va, sizeof ua), memcpy(&ub, &vb, sizeof ub);
+    ua &= 0x7fffffffu, ub &= 0x7fffffffu;
+    ma = ua > ma ? ua : ma, mb = ub > mb ? ub : mb;
+    grid[2 * p] = va, grid[2 * p + 1] = vb;
+  }
+  m[0] = ma, m[1] = mb;
+}
+
+/* load_pair_step with the contiguous (NCHW) case compiled on its own, so
+ * that it vectorizes. */
+DS_HOT_LOOP
+static void load_pair(float *grid, const float *a, const float *b, int step, long long hw, uint32_t m[2]) {
+  if (step == 1)
+    load_pair_step(grid, a, b, 1, hw, m);
+  else
+    load_pair_step(grid, a, b, step, hw, m);
+}
+
+/* Rows stored in order travel as one block (the whole image), permuted
+ * ones one by one. */
+static int row_run(const grid_rows *gr) { return gr->split ? 1 : gr->rows; }
+
+static long long images(const ds_batch *b) { return (long long)b->n * b->c; }
+
+packing ds__cpu_pack(const ds_batch *b, const grid_rows *gr, float *grid, const float *t, long long pair,
+                     int lanes) {
+  int step = ds_pixel_step(b->c, b->nhwc), run = row_run(gr);
+  long long hw = (long long)gr->rows * gr->width;
+  size_t row = (size_t)gr->width * (size_t)step;
+  packing k = {lanes & (2 * pair + 1 < images(b) ? 3 : 1), 0, {1.0f, 1.0f}};
+  const float *img[2];
+  for (int lane = 0; lane < 2; lane++)
+    img[lane] = t + ds_image_offset(2 * pair + (k.lanes & (1 << lane) ? lane : !lane), b->c, hw, b->nhwc);
+  uint32_t bits[2] = {0, 0};
+  for (int i = 0; i < gr->rows; i += run)
+    load_pair(grid + 2 * (size_t)gr->spatial[i] * (size_t)gr->width, img[0] + i * row, img[1] + i * row, step,
+              (long long)run * gr->width, bits);
+  float m[2];
+  memcpy(m, bits, sizeof m);
+  for (int lane = 0; lane < 2; lane++) { /* a lane not wanted got the other image: zeros */
+    if (k.lanes & (1 << lane)) continue;
+    m[lane] = 0.0f;
+    for (long long p = 0; p < hw; p++) grid[2 * p + lane] = 0.0f;
+  }
+  k.shift = ds_pair_shift(m[0], m[1]);
+  float s = ldexpf(1.0f, k.shift);
+  for (long long p = 0; k.shift && p < hw; p++) grid[2 * p + 1] *= s;
+  k.back[0] = m[0] != 0.0f, k.back[1] = (m[1] != 0.0f) * ldexpf(1.0f, -k.shift);
+  return k;
+}
+
+/* One lane of the grid (every second float from `lane`) to an image
+ * (every step-th float of dst), scaled by s. */
+static inline void store_lane_step(const float *lane, float *dst, int step, long long hw, float s) {
+  for (long long p = 0; p < hw; p++) dst[p * step] = s * lane[2 * p];
+}
+
+/* Both lanes in one pass (in NHWC the two images share cache lines). */
+static inline void store_pair_step(const float *grid, float *a, float *b, int step, long long hw, float sa,
+                                   float sb) {
+  for (long long p = 0; p < hw; p++) a[p * step] = sa * grid[2 * p], b[p * step] = sb * grid[2 * p + 1];
+}
+
+#if defined(__SSE2__)
+/* store_pair_step for contiguous images with non-temporal stores, for a
+ * and b at the same offset from a 16-byte boundary (the same products, so
+ * the same floats). */
+static inline void store_pair_stream(const float *grid, float *a, float *b, long long n, float sa, float sb) {
+  long long p = 0;
+  for (; p < n && (uintptr_t)(a + p) % 16; p++) a[p] = sa * grid[2 * p], b[p] = sb * grid[2 * p + 1];
+  __m128 va = _mm_set1_ps(sa), vb = _mm_set1_ps(sb);
+  for (; p + 4 <= n; p += 4) {
+    __m128 lo = _mm_loadu_ps(grid + 2 * p), hi = _mm_loadu_ps(grid + 2 * p + 4);
+    _mm_stream_ps(a + p, _mm_mul_ps(va, _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))));
+    _mm_stream_ps(b + p, _mm_mul_ps(vb, _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1))));
+  }
+  store_pair_step(grid + 2 * p, a + p, b + p, 1, n - p, sa, sb);
+}
+
+/* Non-temporal where dst is 16-byte aligned. */
+void ds__cpu_stream_copy(float *dst, const float *src, size_t n) {
+  size_t e = 0;
+  for (; e < n && (uintptr_t)(dst + e) % 16; e++) dst[e] = src[e];
+  for (; e + 4 <= n; e += 4) _mm_stream_ps(dst + e, _mm_loadu_ps(src + e));
+  memcpy(dst + e, src + e, sizeof(float) * (n - e));
+}
+
+static int same_offset16(const float *a, const float *b) { return (uintptr_t)a % 16 == (uintptr_t)b % 16; }
+#else
+#define store_pair_stream(grid, a, b, n, sa, sb) store_pair_step(grid, a, b, 1, n, sa, sb)
+void ds__cpu_stream_copy(float *dst, const float *src, size_t n) { memcpy(dst, src, sizeof(float) * n); }
+#define same_offset16(a, b) 1
+#endif
+
+/* Pixels [0, n) of the grid's lanes to images a and b (ds__cpu_unpack); the
+ * contiguous (NCHW) case compiled on its own so that it vectorizes. */
+DS_HOT_LOOP
+static void store_lanes(const float *grid, float *a, float *b, int step, long long n, const packing *k) {
+  int only = k->lanes == 2;
+  float sa = k->back[only], sb = k->back[1];
+  if (k->lanes != 3 && step == 1)
+    store_lane_step(grid + only, a, 1, n, sa);
+  else if (k->lanes != 3)
+    store_lane_step(grid + only, a, step, n, sa);
+  else if (step == 1 && same_offset16(a, b))
+    store_pair_stream(grid, a, b, n, sa, sb);
+  else
+    store_pair_step(grid, a, b, step, n, sa, sb);
+}
+
+void ds__cpu_unpack(const ds_batch *b, const grid_rows *gr, const float *grid, float *t, long long pair,
+                    const packing *k) {
+  int step = ds_pixel_step(b->c, b->nhwc), run = row_run(gr), only = k->lanes == 2;
+  long long hw = (long long)gr->rows * gr->width;
+  size_t row = (size_t)gr->width * (size_t)step;
+  float *ia = t + ds_image_offset(2 * pair + only, b->c, hw, b->nhwc);
+  float *ib = t + ds_image_offset(2 * pair + 1, b->c, hw, b->nhwc);
+  for (int i = 0; i < gr->rows; i += run)
+    store_lanes(grid + 2 * (size_t)gr->spatial[i] * (size_t)gr->width, ia + i * row, ib + i * row, step,
+                (long long)run * gr->width, k);
+}
+
+void ds__cpu_stream_fence(void) {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+/* Some of the next pair's prefetches: the hardware prefetchers stop at
+ * each 4 KB page, and a pair's images are a page or two each, so without
+ * help every pack waits on its first lines; prefetching a whole pair at
+ * once queues behind the line fill buffers. */
+void ds__cpu_prefetch_some(arena *a) {
+  for (int n = a->next.per_step, r = 0; n > 0 && r < a->next.ranges; r++)
+    for (; n > 0 && a->next.at[r] < a->next.end[r]; n--, a->next.at[r] += 64) {
+      if (r < a->next.reads)
+        __builtin_prefetch(a->next.at[r], 0, 3);
+      else
+        __builtin_prefetch(a->next.at[r], 1, 3);
+    }
+}
+
