@@ -126,22 +126,23 @@ ds_status ds__cpu_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b,
  * ds_pair_shift's. */
 packing ds__cpu_pack(const ds_batch *b, const grid_rows *gr, float *grid, const float *t, long long pair,
                      int lanes);
+/* Whether a call writing `bytes` of output streams it: writes it with
+ * non-temporal stores, whose lines go to memory without being read first
+ * (where the CPU has them, and for outputs too large to stay cached). */
+int ds__cpu_streams(size_t bytes);
 /* The inverse of ds__cpu_pack: real parts to one image of t, imaginary
  * parts to the other (only the lanes packed), each scaled back; contiguous
- * images are written with non-temporal stores where the CPU has them. */
+ * images streamed when `stream` is set. */
 void ds__cpu_unpack(const ds_batch *b, const grid_rows *gr, const float *grid, float *t, long long pair,
-                    const packing *k);
-/* dst = src (n floats), with non-temporal stores where the CPU has them. */
-void ds__cpu_stream_copy(float *dst, const float *src, size_t n);
+                    const packing *k, int stream);
+/* dst = src (n floats), streamed when `stream` is set. */
+void ds__cpu_copy_out(float *dst, const float *src, size_t n, int stream);
 /* Orders the thread's non-temporal stores before what it does next
  * (another thread reading its output). */
 void ds__cpu_stream_fence(void);
 /* Some of the next pair's prefetches (arena.next), at each step of the
  * pair in progress. */
 void ds__cpu_prefetch_some(arena *a);
-/* Whether outputs are written with non-temporal stores (then they are not
- * prefetched for writing). */
-extern const int ds__cpu_streaming_stores;
 
 /* Where the rows of an n-row grid are stored when its column transforms
  * use split (0: plain, each row in place): image row i at spatial[i],

@@ -37,6 +37,7 @@ typedef struct crop_job {
   float *keep;       /* forward: the reserve's spectra (pair_block), written */
   const float *kept; /* backward: the same, read */
   int grad;
+  int stream;    /* outputs written with non-temporal stores (ds__cpu_streams) */
   int crop_n;    /* bins 1..crop_n of a cropped row are plain copies (not self-mirrored) */
   int uncrop_n;  /* bins 1..uncrop_n of a spectrum row of dx are plain copies */
   float *mh;     /* out_h: mask of each cropped row */
@@ -174,7 +175,7 @@ static void keep_pair(const crop_job *j, const arena *a, long long pair, const p
     memcpy(row + 2 * kc, cat(&j->gin, a->in, rm, 0), sizeof(float) * 2);
     memcpy(row + 2 * kc + 2, cat(&j->gin, a->in, rm, g->w - g->kc + 1), sizeof(float) * 2 * (kc - 1));
   }
-  ds__cpu_stream_copy(j->keep + pair_block(j, pair), block, pair_block(j, 1));
+  ds__cpu_copy_out(j->keep + pair_block(j, pair), block, pair_block(j, 1), j->stream);
 }
 
 /* Bins 0..kc-1 of the packed X of cropped row i (returned) and their
@@ -252,7 +253,12 @@ static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long
     next_range(a, j, j->x, pair, in);
   }
   a->next.reads = a->next.ranges;
-  if (j->out && !ds__cpu_streaming_stores) next_range(a, j, j->out, pair, backward ? in : out);
+  if (j->out && !j->stream) next_range(a, j, j->out, pair, backward ? in : out);
+  if (j->keep && !j->stream) {
+    const char *start = (const char *)(j->keep + pair_block(j, pair));
+    a->next.at[a->next.ranges] = start, a->next.end[a->next.ranges] = start + sizeof(float) * pair_block(j, 1);
+    a->next.ranges++;
+  }
   long long lines = 0, steps = pair_steps(j, backward);
   for (int r = 0; r < a->next.ranges; r++) lines += (a->next.end[r] - a->next.at[r] + 63) / 64;
   a->next.per_step = (int)((lines + steps - 1) / steps);
@@ -279,7 +285,7 @@ static int forward_pair(const crop_job *j, arena *a, long long pair, int lanes) 
   if (j->keep) keep_pair(j, a, pair, &k, lanes != 3);
   crop_spectrum(j, a, a->in, a->out);
   grid_fft(a, &j->p.out, a->out, 1);
-  ds__cpu_unpack(j->b, &j->gout, a->out, j->out, pair, &k);
+  ds__cpu_unpack(j->b, &j->gout, a->out, j->out, pair, &k, j->stream);
   return 1;
 }
 
@@ -304,7 +310,7 @@ static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes)
   if (!j->out) return 1;
   uncrop_spectrum(j, a, a->out, a->in);
   grid_fft(a, &j->p.in, a->in, 1);
-  ds__cpu_unpack(j->b, &j->gin, a->in, j->out, pair, &ky);
+  ds__cpu_unpack(j->b, &j->gin, a->in, j->out, pair, &ky, j->stream);
   return 1;
 }
 
@@ -328,6 +334,14 @@ static void *run_worker(void *arg) {
   return NULL;
 }
 
+/* The bytes the call writes: y and the reserve's spectra, or dx. */
+static size_t output_bytes(const crop_job *j, int backward) {
+  const ds_crop *g = j->g;
+  size_t pixels = backward ? (size_t)g->h * (size_t)g->w : (size_t)g->out_h * (size_t)g->out_w;
+  size_t bytes = j->out ? sizeof(float) * pixels * (size_t)images(j) : 0;
+  return bytes + (j->keep ? sizeof(float) * pair_block(j, (images(j) + 1) / 2) : 0);
+}
+
 /* Splits the pairs over `threads` workers; a thread that cannot be started
  * has its share run here instead (slower, same numbers). */
 static void run_parallel(crop_job *j, cpu_state *s, int threads, int backward) {
@@ -335,6 +349,7 @@ static void run_parallel(crop_job *j, cpu_state *s, int threads, int backward) {
   pthread_t tid[DS_MAX_THREADS];
   int started[DS_MAX_THREADS] = {0};
   long long pairs = (images(j) + 1) / 2;
+  j->stream = ds__cpu_streams(output_bytes(j, backward));
   for (int t = 0; t < threads; t++)
     w[t] = (worker){j, &s->arenas[t], pairs * t / threads, pairs * (t + 1) / threads, backward};
   for (int t = 1; t < threads; t++) started[t] = pthread_create(&tid[t], NULL, run_worker, &w[t]) == 0;
