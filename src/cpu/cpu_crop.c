@@ -264,14 +264,25 @@ static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long
   a->next.per_step = (int)((lines + steps - 1) / steps);
 }
 
+/* The row transforms of a grid: the library's own where there are, else
+ * FFTW's. */
+static void rows_fft(const grid_plans *p, float *grid, int backward) {
+  if (p->own_rows)
+    p->own_rows(grid, p->nrows, backward ? 1 : -1);
+  else
+    fftwf_execute_dft(p->rows[backward], (fftwf_complex *)grid, (fftwf_complex *)grid);
+}
+
 /* A 2-D FFT of the grid: forward rows then columns, backward the reverse;
- * some of the next pair's prefetches before each half (prefetch_some). */
+ * some of the next pair's prefetches before each half. */
 static void grid_fft(arena *a, const grid_plans *p, float *grid, int backward) {
-  fftwf_complex *c = (fftwf_complex *)grid;
-  ds__cpu_prefetch_some(a);
-  fftwf_execute_dft(backward ? p->cols[1] : p->rows[0], c, c);
-  ds__cpu_prefetch_some(a);
-  fftwf_execute_dft(backward ? p->rows[1] : p->cols[0], c, c);
+  for (int half = 0; half < 2; half++) {
+    ds__cpu_prefetch_some(a);
+    if (half == backward)
+      rows_fft(p, grid, backward);
+    else
+      fftwf_execute_dft(p->cols[backward], (fftwf_complex *)grid, (fftwf_complex *)grid);
+  }
 }
 
 /* The pair's forward over `lanes`; 0 (nothing written) when both images
