@@ -33,5 +33,6 @@ Suite *penalty_suite(void);
 Suite *diffstride1d_suite(void);
 Suite *cuda_elements_suite(void);
 Suite *reserve_suite(void);
+Suite *own_transforms_suite(void);
 
 #endif

@@ -81,7 +81,7 @@ typedef struct arena {
 
 typedef struct cpu_state {
   int threads; /* as set; 0 = one per core */
-  int own_rows; /* 1: row transforms of our own where there are (ds__cpu_own_rows); tests set 0 */
+  int own; /* 1: transforms of our own where there are (ds__cpu_own_rows); tests set 0 */
   int plan_flags; /* FFTW_MEASURE, or FFTW_ESTIMATE when reproducible */
   struct {
     plan_key key;
@@ -101,19 +101,23 @@ typedef struct cpu_state {
  * lengths: a 24-point column transform of a 24 x 24 grid takes 0.77 us
  * plain and 0.36 us as 3 x 8), and the grid's rows are then stored in the
  * permuted orders of ds__cpu_grid_rows. */
-/* In-place DFTs of `rows` consecutive rows of interleaved complex,
- * exponent sign `sign` (-1 forward, +1 backward, unnormalized as FFTW's). */
-typedef void (*ds_rows_fn)(float *grid, int rows, int sign);
+/* In-place DFTs along one axis of a grid of interleaved complex, exponent
+ * sign `sign` (-1 forward, +1 backward, unnormalized as FFTW's): of its
+ * `count` rows (consecutive), or of all its columns (`count` complex a
+ * row). */
+typedef void (*ds_grid_fn)(float *grid, int count, int sign);
 
-/* The library's own row transforms of `length` points for this CPU, or
- * NULL (cpu_dft24.c: 24 points with AVX2 and FMA). */
-ds_rows_fn ds__cpu_own_rows(int length);
+/* The library's own transforms of `length`-point rows, or columns, for
+ * this CPU; NULL where there are none (cpu_dft24.c: 24 points with AVX2
+ * and FMA, where FFTW has no SIMD code). */
+ds_grid_fn ds__cpu_own_rows(int length);
+ds_grid_fn ds__cpu_own_cols(int length);
 
 typedef struct grid_plans {
   fftwf_plan rows[2], cols[2];
   int split;
-  ds_rows_fn own_rows; /* when not NULL, the rows' transforms instead of rows[] */
-  int nrows;
+  ds_grid_fn own_rows, own_cols; /* when not NULL, used instead of rows[], cols[] */
+  int a, b;
 } grid_plans;
 
 /* The plans of one crop geometry: the input grid (h x w) and the output

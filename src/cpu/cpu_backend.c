@@ -129,14 +129,19 @@ static fftwf_plan plan_get(cpu_state *s, plan_key k, float *buf, int *split) {
  * codelets). The inverse columns use the split chosen for the forward ones,
  * so that both agree on the grid's row orders. */
 static int grid_make(cpu_state *s, int a, int b, float *buf, grid_plans *p) {
-  p->own_rows = s->own_rows ? ds__cpu_own_rows(b) : NULL, p->nrows = a;
-  p->rows[0] = p->own_rows ? NULL : plan_get(s, (plan_key){s->plan_flags, FFTW_FORWARD, b, 1, 1, 0, a, b, 0}, buf, NULL);
-  p->rows[1] = p->own_rows ? NULL : plan_get(s, (plan_key){s->plan_flags, FFTW_BACKWARD, b, 1, 1, 0, a, b, 0}, buf, NULL);
-  p->cols[0] = plan_get(s, (plan_key){s->plan_flags, FFTW_FORWARD, a, b, 1, 0, b, 1, DS_SPLIT_BEST}, buf,
-                        &p->split);
-  if (!p->cols[0]) return 0;
-  p->cols[1] = plan_get(s, (plan_key){s->plan_flags, FFTW_BACKWARD, a, b, 1, 0, b, 1, p->split}, buf, NULL);
-  return (p->own_rows || (p->rows[0] && p->rows[1])) && p->cols[1];
+  int f = s->plan_flags;
+  *p = (grid_plans){.own_rows = s->own ? ds__cpu_own_rows(b) : NULL, .own_cols = s->own ? ds__cpu_own_cols(a) : NULL,
+                    .a = a, .b = b};
+  if (!p->own_cols) {
+    p->cols[0] = plan_get(s, (plan_key){f, FFTW_FORWARD, a, b, 1, 0, b, 1, DS_SPLIT_BEST}, buf, &p->split);
+    if (!p->cols[0]) return 0;
+    p->cols[1] = plan_get(s, (plan_key){f, FFTW_BACKWARD, a, b, 1, 0, b, 1, p->split}, buf, NULL);
+    if (!p->cols[1]) return 0;
+  }
+  for (int i = 0; i < 2 && !p->own_rows; i++)
+    if (!(p->rows[i] = plan_get(s, (plan_key){f, i ? FFTW_BACKWARD : FFTW_FORWARD, b, 1, 1, 0, a, b, 0}, buf, NULL)))
+      return 0;
+  return 1;
 }
 
 /* b^-1 mod m, for coprime b < m (or m = 1). */
@@ -212,7 +217,7 @@ ds_status ds__cpu_open(ds_context *ctx) {
   cpu_state *s = calloc(1, sizeof *s);
   if (!s) return ds__fail(NULL, DS_ERR_OUT_OF_MEMORY, "ds_context_create: out of memory");
   s->threads = 1;
-  s->own_rows = 1;
+  s->own = 1;
   s->plan_flags = FFTW_MEASURE;
   ctx->state = s;
   ctx->backend = &ds__cpu_backend;

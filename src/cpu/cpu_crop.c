@@ -264,13 +264,14 @@ static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long
   a->next.per_step = (int)((lines + steps - 1) / steps);
 }
 
-/* The row transforms of a grid: the library's own where there are, else
- * FFTW's. */
-static void rows_fft(const grid_plans *p, float *grid, int backward) {
-  if (p->own_rows)
-    p->own_rows(grid, p->nrows, backward ? 1 : -1);
+/* The row (cols 0) or column (cols 1) transforms of a grid: the
+ * library's own where there are, else FFTW's. */
+static void axis_fft(const grid_plans *p, float *grid, int cols, int backward) {
+  ds_grid_fn own = cols ? p->own_cols : p->own_rows;
+  if (own)
+    own(grid, cols ? p->b : p->a, backward ? 1 : -1);
   else
-    fftwf_execute_dft(p->rows[backward], (fftwf_complex *)grid, (fftwf_complex *)grid);
+    fftwf_execute_dft(cols ? p->cols[backward] : p->rows[backward], (fftwf_complex *)grid, (fftwf_complex *)grid);
 }
 
 /* A 2-D FFT of the grid: forward rows then columns, backward the reverse;
@@ -278,10 +279,7 @@ static void rows_fft(const grid_plans *p, float *grid, int backward) {
 static void grid_fft(arena *a, const grid_plans *p, float *grid, int backward) {
   for (int half = 0; half < 2; half++) {
     ds__cpu_prefetch_some(a);
-    if (half == backward)
-      rows_fft(p, grid, backward);
-    else
-      fftwf_execute_dft(p->cols[backward], (fftwf_complex *)grid, (fftwf_complex *)grid);
+    axis_fft(p, grid, half != backward, backward);
   }
 }
 

@@ -84,15 +84,9 @@ DS_AVX2 static inline void dft8(const cvec *x, int sign, cvec *out) {
   dft4(d[0], d[1], d[2], d[3], sign, out + 1);
 }
 
-/* Rows 0..7 of g (24 interleaved complex each, consecutive) in place. */
-DS_AVX2 static void rows8(float *g, int sign) {
-  cvec x[24], y[3][8];
-  for (int b = 0; b < 6; b++) { /* complex elements 4b..4b+3 of each row */
-    __m256 v[8];
-    for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_ps(g + 48 * r + 8 * b);
-    transpose8(v);
-    for (int e = 0; e < 4; e++) x[4 * b + e] = (cvec){v[2 * e], v[2 * e + 1]};
-  }
+/* The 24-point DFT of x[0..23] in place (Good-Thomas 3 x 8). */
+DS_AVX2 static inline void pfa24(cvec *x, int sign) {
+  cvec y[3][8];
   for (int n2 = 0; n2 < 8; n2++) {
     cvec a[3] = {x[3 * n2 % 24], x[(8 + 3 * n2) % 24], x[(16 + 3 * n2) % 24]};
     dft3(a, sign);
@@ -103,11 +97,40 @@ DS_AVX2 static void rows8(float *g, int sign) {
     dft8(y[k1], sign, out);
     for (int k2 = 0; k2 < 8; k2++) x[(16 * k1 + 9 * k2) % 24] = out[k2];
   }
+}
+
+/* Rows 0..7 of g (24 interleaved complex each, consecutive) in place: 8 x 8
+ * transposes put element e of row r in lane r. */
+DS_AVX2 static void rows8(float *g, int sign) {
+  cvec x[24];
+  for (int b = 0; b < 6; b++) { /* complex elements 4b..4b+3 of each row */
+    __m256 v[8];
+    for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_ps(g + 48 * r + 8 * b);
+    transpose8(v);
+    for (int e = 0; e < 4; e++) x[4 * b + e] = (cvec){v[2 * e], v[2 * e + 1]};
+  }
+  pfa24(x, sign);
   for (int b = 0; b < 6; b++) {
     __m256 v[8];
     for (int e = 0; e < 4; e++) v[2 * e] = x[4 * b + e].re, v[2 * e + 1] = x[4 * b + e].im;
     transpose8(v);
     for (int r = 0; r < 8; r++) _mm256_storeu_ps(g + 48 * r + 8 * b, v[r]);
+  }
+}
+
+/* Columns 0..7 of a 24-row grid g (rows ld complex apart) in place: the
+ * real and imaginary parts of 8 consecutive elements of a row are split
+ * into two vectors (lane order 0 1 4 5 2 3 6 7, undone on the way back). */
+DS_AVX2 static void cols8(float *g, size_t ld, int sign) {
+  cvec x[24];
+  for (int n = 0; n < 24; n++) {
+    __m256 lo = _mm256_loadu_ps(g + 2 * ld * (size_t)n), hi = _mm256_loadu_ps(g + 2 * ld * (size_t)n + 8);
+    x[n] = (cvec){_mm256_shuffle_ps(lo, hi, 0x88), _mm256_shuffle_ps(lo, hi, 0xDD)};
+  }
+  pfa24(x, sign);
+  for (int n = 0; n < 24; n++) {
+    _mm256_storeu_ps(g + 2 * ld * (size_t)n, _mm256_unpacklo_ps(x[n].re, x[n].im));
+    _mm256_storeu_ps(g + 2 * ld * (size_t)n + 8, _mm256_unpackhi_ps(x[n].re, x[n].im));
   }
 }
 
@@ -122,10 +145,25 @@ DS_AVX2 static void dft24_rows(float *grid, int rows, int sign) {
   memcpy(grid + 48 * (size_t)whole, last, bytes);
 }
 
-ds_rows_fn ds__cpu_own_rows(int length) {
-  int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return length == 24 && avx2 ? dft24_rows : NULL;
+/* The 24-point transforms of all `width` columns of a 24 x width grid. */
+DS_AVX2 static void dft24_cols(float *grid, int width, int sign) {
+  int whole = width - width % 8;
+  for (int c = 0; c < whole; c += 8) cols8(grid + 2 * (size_t)c, (size_t)width, sign);
+  if (whole == width) return;
+  float last[24 * 16] = {0}; /* the remaining columns, padded to eight */
+  size_t bytes = sizeof(float) * 2 * (size_t)(width - whole);
+  for (int n = 0; n < 24; n++) memcpy(last + 16 * n, grid + 2 * ((size_t)n * (size_t)width + (size_t)whole), bytes);
+  cols8(last, 8, sign);
+  for (int n = 0; n < 24; n++) memcpy(grid + 2 * ((size_t)n * (size_t)width + (size_t)whole), last + 16 * n, bytes);
 }
+
+static int have_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+ds_grid_fn ds__cpu_own_rows(int length) { return length == 24 && have_avx2() ? dft24_rows : NULL; }
+
+ds_grid_fn ds__cpu_own_cols(int length) { return length == 24 && have_avx2() ? dft24_cols : NULL; }
 #else
-ds_rows_fn ds__cpu_own_rows(int length) { return (void)length, NULL; }
+ds_grid_fn ds__cpu_own_rows(int length) { return (void)length, NULL; }
+
+ds_grid_fn ds__cpu_own_cols(int length) { return (void)length, NULL; }
 #endif

@@ -1,0 +1,139 @@
+/* The library's own transforms (src/cpu/cpu_dft24.c, for lengths where FFTW
+ * has no SIMD code): 24-point rows and columns against a float64 DFT, for
+ * every count of rows and columns up to a few groups of eight (the kernels
+ * take eight at a time and pad the rest), both directions; and the layer
+ * taking them where they exist, with the numbers FFTW's transforms give. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "util.h"
+
+/* max |DFT - got| / max |DFT| over `count` transforms of 24 points, element
+ * e of transform t at x[2 (t * tstride + e * estride)] (float64 DFT with
+ * exponent sign `sign`, unnormalized). */
+static double dft24_error(const float *x, const float *got, int count, int tstride, int estride, int sign) {
+  double err = 0.0, peak = 0.0;
+  for (int t = 0; t < count; t++)
+    for (int k = 0; k < 24; k++) {
+      double re = 0.0, im = 0.0;
+      for (int e = 0; e < 24; e++) {
+        double a = sign * 2.0 * acos(-1.0) * (double)(e * k % 24) / 24.0;
+        const float *v = x + 2 * (t * tstride + e * estride);
+        re += v[0] * cos(a) - v[1] * sin(a), im += v[0] * sin(a) + v[1] * cos(a);
+      }
+      const float *g = got + 2 * (t * tstride + k * estride);
+      err = fmax(err, fmax(fabs(g[0] - re), fabs(g[1] - im)));
+      peak = fmax(peak, fmax(fabs(re), fabs(im)));
+    }
+  return err / peak;
+}
+
+/* Whether this CPU runs the own kernels (AVX2 and FMA on x86-64). */
+static int own_expected(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return 0;
+#endif
+}
+
+/* Loop index: the row count 1..19 (2 full groups of 8 and a padded one). */
+START_TEST(test_dft24_rows) {
+  ds_grid_fn rows = ds__cpu_own_rows(24);
+  ck_assert_int_eq(rows != NULL, own_expected());
+  ck_assert(ds__cpu_own_rows(23) == NULL && ds__cpu_own_rows(48) == NULL);
+  if (!rows) return;
+  int n = _i;
+  size_t floats = 2 * 24 * (size_t)n;
+  float *x = malloc(sizeof(float) * (floats + 2)), *y = malloc(sizeof(float) * (floats + 2));
+  fill_random(x, floats + 2, 40u + (unsigned)n);
+  for (int sign = -1; sign <= 1; sign += 2) {
+    memcpy(y, x, sizeof(float) * (floats + 2));
+    rows(y, n, sign);
+    double err = dft24_error(x, y, n, 24, 1, sign);
+    ck_assert_msg(err < 1e-6, "%d rows, sign %d: error %g", n, sign, err);
+    ck_assert_msg(y[floats] == x[floats] && y[floats + 1] == x[floats + 1], "wrote past the rows");
+  }
+  free(x), free(y);
+}
+END_TEST
+
+/* Loop index: the width 1..19, the columns of a 24 x width grid. */
+START_TEST(test_dft24_cols) {
+  ds_grid_fn cols = ds__cpu_own_cols(24);
+  ck_assert_int_eq(cols != NULL, own_expected());
+  ck_assert(ds__cpu_own_cols(25) == NULL);
+  if (!cols) return;
+  int w = _i;
+  size_t floats = 2 * 24 * (size_t)w;
+  float *x = malloc(sizeof(float) * (floats + 2)), *y = malloc(sizeof(float) * (floats + 2));
+  fill_random(x, floats + 2, 60u + (unsigned)w);
+  for (int sign = -1; sign <= 1; sign += 2) {
+    memcpy(y, x, sizeof(float) * (floats + 2));
+    cols(y, w, sign);
+    double err = dft24_error(x, y, w, 1, w, sign);
+    ck_assert_msg(err < 1e-6, "width %d, sign %d: error %g", w, sign, err);
+    ck_assert_msg(y[floats] == x[floats] && y[floats + 1] == x[floats + 1], "wrote past the grid");
+  }
+  free(x), free(y);
+}
+END_TEST
+
+/* DiffStride forward and backward with the own transforms on or off, on
+ * 3 x 5 images of h x w: cases with 24-row output grids (32 x 32 at
+ * strides 2; 30 x 60 at (2, 2.5), whose rows are not 24 points) and a
+ * 24-row input grid. */
+typedef struct layer_out {
+  float *y, *dx, ds[2];
+} layer_out;
+
+static layer_out run_layer(int own, int h, int w, const float s[2]) {
+  ds_context *ctx = cpu_context(2);
+  ((cpu_state *)ctx->state)->own = own;
+  ds_diffstride_desc d;
+  ds_diffstride_desc_init(&d);
+  int n = 3, c = 5, oh, ow;
+  ck_assert_int_eq(ds_diffstride_output_size(&d, h, w, s, &oh, &ow), DS_OK);
+  size_t in = (size_t)n * c * h * w, out = (size_t)n * c * oh * ow;
+  float *x = malloc(sizeof(float) * in), *dy = malloc(sizeof(float) * out);
+  layer_out r = {malloc(sizeof(float) * out), malloc(sizeof(float) * in), {0.0f, 0.0f}};
+  fill_random(x, in, 5u), fill_random(dy, out, 6u);
+  ck_assert_int_eq(ds_diffstride_forward(ctx, &d, n, c, h, w, s, x, oh, ow, r.y), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward(ctx, &d, n, c, h, w, s, x, oh, ow, dy, r.dx, r.ds), DS_OK);
+  const cpu_state *st = ctx->state;
+  for (int i = 0; own && own_expected() && i < st->cached; i++)
+    ck_assert_msg(st->cache[i].key.n != 24, "an FFTW plan of length 24 was made");
+  free(x), free(dy);
+  ds_context_destroy(ctx);
+  return r;
+}
+
+START_TEST(test_layer_takes_own) {
+  static const struct { int h, w; float s[2]; } cases[] = {
+      {32, 32, {2.0f, 2.0f}}, {30, 60, {2.0f, 2.5f}}, {24, 24, {1.5f, 2.0f}}};
+  for (int i = 0; i < 3; i++) {
+    layer_out a = run_layer(1, cases[i].h, cases[i].w, cases[i].s), b = run_layer(0, cases[i].h, cases[i].w, cases[i].s);
+    int oh, ow;
+    ds_diffstride_desc d;
+    ds_diffstride_desc_init(&d);
+    ck_assert_int_eq(ds_diffstride_output_size(&d, cases[i].h, cases[i].w, cases[i].s, &oh, &ow), DS_OK);
+    ck_assert(oh == 24 || cases[i].h == 24);
+    ck_assert_double_lt(rel_error_ff(a.y, b.y, (size_t)15 * oh * ow), 1e-5);
+    ck_assert_double_lt(rel_error_ff(a.dx, b.dx, (size_t)15 * cases[i].h * cases[i].w), 1e-5);
+    ck_assert_double_lt(rel_error_ff(a.ds, b.ds, 2), 1e-4);
+    free(a.y), free(a.dx), free(b.y), free(b.dx);
+  }
+}
+END_TEST
+
+Suite *own_transforms_suite(void) {
+  Suite *s = suite_create("own_transforms");
+  TCase *tc = tcase_create("dft24");
+  tcase_add_loop_test(tc, test_dft24_rows, 1, 20);
+  tcase_add_loop_test(tc, test_dft24_cols, 1, 20);
+  tcase_add_test(tc, test_layer_takes_own);
+  suite_add_tcase(s, tc);
+  return s;
+}
