@@ -15,31 +15,33 @@
 #include <string.h>
 
 #define DS_AVX2 __attribute__((target("avx2,fma")))
+/* The kernels' pieces, inlined so that their vectors stay in registers. */
+#define DS_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
 
 /* 8 lanes of complex numbers, real and imaginary parts apart. */
 typedef struct cvec {
   __m256 re, im;
 } cvec;
 
-DS_AVX2 static inline cvec cadd(cvec a, cvec b) {
+DS_AVX2_INLINE cvec cadd(cvec a, cvec b) {
   return (cvec){_mm256_add_ps(a.re, b.re), _mm256_add_ps(a.im, b.im)};
 }
-DS_AVX2 static inline cvec csub(cvec a, cvec b) {
+DS_AVX2_INLINE cvec csub(cvec a, cvec b) {
   return (cvec){_mm256_sub_ps(a.re, b.re), _mm256_sub_ps(a.im, b.im)};
 }
 /* a (c + i s) */
-DS_AVX2 static inline cvec cmul(cvec a, float c, float s) {
+DS_AVX2_INLINE cvec cmul(cvec a, float c, float s) {
   __m256 vc = _mm256_set1_ps(c), vs = _mm256_set1_ps(s);
   return (cvec){_mm256_fmsub_ps(a.re, vc, _mm256_mul_ps(a.im, vs)), _mm256_fmadd_ps(a.re, vs, _mm256_mul_ps(a.im, vc))};
 }
 /* a * sign i */
-DS_AVX2 static inline cvec cmuli(cvec a, int sign) {
+DS_AVX2_INLINE cvec cmuli(cvec a, int sign) {
   __m256 z = _mm256_setzero_ps();
   return sign < 0 ? (cvec){a.im, _mm256_sub_ps(z, a.re)} : (cvec){_mm256_sub_ps(z, a.im), a.re};
 }
 
 /* The 8 x 8 transpose of the floats of v[0..7]. */
-DS_AVX2 static void transpose8(__m256 *v) {
+DS_AVX2_INLINE void transpose8(__m256 *v) {
   __m256 t[8], s[8];
   for (int i = 0; i < 4; i++) {
     t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);
@@ -58,7 +60,7 @@ DS_AVX2 static void transpose8(__m256 *v) {
 }
 
 /* The 3-point DFT of a[0..2] in place, exponent sign `sign`. */
-DS_AVX2 static inline void dft3(cvec *a, int sign) {
+DS_AVX2_INLINE void dft3(cvec *a, int sign) {
   cvec sum = cadd(a[1], a[2]), diff = csub(a[1], a[2]);
   __m256 half = _mm256_set1_ps(0.5f), root = _mm256_set1_ps(0.86602540378443864676f);
   cvec mid = {_mm256_fnmadd_ps(half, sum.re, a[0].re), _mm256_fnmadd_ps(half, sum.im, a[0].im)};
@@ -68,14 +70,14 @@ DS_AVX2 static inline void dft3(cvec *a, int sign) {
 
 /* The 4-point DFT of a, c, b, d (the even and odd halves' inputs) into
  * out[0], out[2], out[4], out[6] (every second output of the 8-point DFT). */
-DS_AVX2 static inline void dft4(cvec a, cvec b, cvec c, cvec d, int sign, cvec *out) {
+DS_AVX2_INLINE void dft4(cvec a, cvec b, cvec c, cvec d, int sign, cvec *out) {
   cvec e0 = cadd(a, c), e1 = csub(a, c), o0 = cadd(b, d), o1 = cmuli(csub(b, d), sign);
   out[0] = cadd(e0, o0), out[4] = csub(e0, o0), out[2] = cadd(e1, o1), out[6] = csub(e1, o1);
 }
 
 /* The 8-point DFT of x[0..7] into out[0..7], exponent sign `sign`
  * (radix 2 by decimation in frequency, then two 4-point DFTs). */
-DS_AVX2 static inline void dft8(const cvec *x, int sign, cvec *out) {
+DS_AVX2_INLINE void dft8(const cvec *x, int sign, cvec *out) {
   const float h = 0.70710678118654752440f;
   cvec s[4], d[4];
   for (int n = 0; n < 4; n++) s[n] = cadd(x[n], x[n + 4]), d[n] = csub(x[n], x[n + 4]);
@@ -85,7 +87,7 @@ DS_AVX2 static inline void dft8(const cvec *x, int sign, cvec *out) {
 }
 
 /* The 24-point DFT of x[0..23] in place (Good-Thomas 3 x 8). */
-DS_AVX2 static inline void pfa24(cvec *x, int sign) {
+DS_AVX2_INLINE void pfa24(cvec *x, int sign) {
   cvec y[3][8];
   for (int n2 = 0; n2 < 8; n2++) {
     cvec a[3] = {x[3 * n2 % 24], x[(8 + 3 * n2) % 24], x[(16 + 3 * n2) % 24]};
