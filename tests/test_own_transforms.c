@@ -1,5 +1,5 @@
-/* The library's own transforms (src/cpu/cpu_dft24.c, for lengths where FFTW
- * has no SIMD code): 24-point rows and columns against a float64 DFT, for
+/* The library's own transforms (src/cpu/cpu_dft.c, for lengths where FFTW
+ * is slow): 24-point rows, 24- and 32-point columns against a float64 DFT, for
  * every count of rows and columns up to a few groups of eight (the kernels
  * take eight at a time and pad the rest), both directions; and the layer
  * taking them where they exist, with the numbers FFTW's transforms give. */
@@ -10,16 +10,16 @@
 #include "cpu/cpu.h"
 #include "util.h"
 
-/* max |DFT - got| / max |DFT| over `count` transforms of 24 points, element
+/* max |DFT - got| / max |DFT| over `count` transforms of n points, element
  * e of transform t at x[2 (t * tstride + e * estride)] (float64 DFT with
  * exponent sign `sign`, unnormalized). */
-static double dft24_error(const float *x, const float *got, int count, int tstride, int estride, int sign) {
+static double dft_error(const float *x, const float *got, int n, int count, int tstride, int estride, int sign) {
   double err = 0.0, peak = 0.0;
   for (int t = 0; t < count; t++)
-    for (int k = 0; k < 24; k++) {
+    for (int k = 0; k < n; k++) {
       double re = 0.0, im = 0.0;
-      for (int e = 0; e < 24; e++) {
-        double a = sign * 2.0 * acos(-1.0) * (double)(e * k % 24) / 24.0;
+      for (int e = 0; e < n; e++) {
+        double a = sign * 2.0 * acos(-1.0) * (double)(e * k % n) / n;
         const float *v = x + 2 * (t * tstride + e * estride);
         re += v[0] * cos(a) - v[1] * sin(a), im += v[0] * sin(a) + v[1] * cos(a);
       }
@@ -40,10 +40,10 @@ static int own_expected(void) {
 }
 
 /* Loop index: the row count 1..19 (2 full groups of 8 and a padded one). */
-START_TEST(test_dft24_rows) {
+START_TEST(test_own_rows) {
   ds_grid_fn rows = ds__cpu_own_rows(24);
   ck_assert_int_eq(rows != NULL, own_expected());
-  ck_assert(ds__cpu_own_rows(23) == NULL && ds__cpu_own_rows(48) == NULL);
+  ck_assert(ds__cpu_own_rows(23) == NULL && ds__cpu_own_rows(32) == NULL);
   if (!rows) return;
   int n = _i;
   size_t floats = 2 * 24 * (size_t)n;
@@ -52,7 +52,7 @@ START_TEST(test_dft24_rows) {
   for (int sign = -1; sign <= 1; sign += 2) {
     memcpy(y, x, sizeof(float) * (floats + 2));
     rows(y, n, sign);
-    double err = dft24_error(x, y, n, 24, 1, sign);
+    double err = dft_error(x, y, 24, n, 24, 1, sign);
     ck_assert_msg(err < 1e-6, "%d rows, sign %d: error %g", n, sign, err);
     ck_assert_msg(y[floats] == x[floats] && y[floats + 1] == x[floats + 1], "wrote past the rows");
   }
@@ -60,21 +60,22 @@ START_TEST(test_dft24_rows) {
 }
 END_TEST
 
-/* Loop index: the width 1..19, the columns of a 24 x width grid. */
-START_TEST(test_dft24_cols) {
-  ds_grid_fn cols = ds__cpu_own_cols(24);
+/* Loop index: the width 1..19 of a grid of 24 rows (index < 19) or of 32
+ * rows (index >= 19): its columns. */
+START_TEST(test_own_cols) {
+  int n = _i < 19 ? 24 : 32, w = 1 + _i % 19;
+  ds_grid_fn cols = ds__cpu_own_cols(n);
   ck_assert_int_eq(cols != NULL, own_expected());
-  ck_assert(ds__cpu_own_cols(25) == NULL);
+  ck_assert(ds__cpu_own_cols(25) == NULL && ds__cpu_own_cols(16) == NULL);
   if (!cols) return;
-  int w = _i;
-  size_t floats = 2 * 24 * (size_t)w;
+  size_t floats = 2 * (size_t)n * (size_t)w;
   float *x = malloc(sizeof(float) * (floats + 2)), *y = malloc(sizeof(float) * (floats + 2));
-  fill_random(x, floats + 2, 60u + (unsigned)w);
+  fill_random(x, floats + 2, 60u + (unsigned)_i);
   for (int sign = -1; sign <= 1; sign += 2) {
     memcpy(y, x, sizeof(float) * (floats + 2));
     cols(y, w, sign);
-    double err = dft24_error(x, y, w, 1, w, sign);
-    ck_assert_msg(err < 1e-6, "width %d, sign %d: error %g", w, sign, err);
+    double err = dft_error(x, y, n, w, 1, w, sign);
+    ck_assert_msg(err < 1e-6, "%d x %d, sign %d: error %g", n, w, sign, err);
     ck_assert_msg(y[floats] == x[floats] && y[floats + 1] == x[floats + 1], "wrote past the grid");
   }
   free(x), free(y);
@@ -104,7 +105,8 @@ static layer_out run_layer(int own, int h, int w, const float s[2]) {
   ck_assert_int_eq(ds_diffstride_backward(ctx, &d, n, c, h, w, s, x, oh, ow, dy, r.dx, r.ds), DS_OK);
   const cpu_state *st = ctx->state;
   for (int i = 0; own && own_expected() && i < st->cached; i++)
-    ck_assert_msg(st->cache[i].key.n != 24, "an FFTW plan of length 24 was made");
+    ck_assert_msg(st->cache[i].key.n != 24 && (st->cache[i].key.n != 32 || st->cache[i].key.stride == 1),
+                  "an FFTW plan of length %d, stride %d, was made", st->cache[i].key.n, st->cache[i].key.stride);
   free(x), free(dy);
   ds_context_destroy(ctx);
   return r;
@@ -130,9 +132,9 @@ END_TEST
 
 Suite *own_transforms_suite(void) {
   Suite *s = suite_create("own_transforms");
-  TCase *tc = tcase_create("dft24");
-  tcase_add_loop_test(tc, test_dft24_rows, 1, 20);
-  tcase_add_loop_test(tc, test_dft24_cols, 1, 20);
+  TCase *tc = tcase_create("dft");
+  tcase_add_loop_test(tc, test_own_rows, 1, 20);
+  tcase_add_loop_test(tc, test_own_cols, 0, 38);
   tcase_add_test(tc, test_layer_takes_own);
   suite_add_tcase(s, tc);
   return s;
