@@ -75,16 +75,24 @@ static void scaled_copy(float *restrict d, const float *restrict v, const float 
   for (int e = 0; e < 2 * n; e++) d[e] = m * f[e] * v[e];
 }
 
+/* Cropped row i, its mirror im = -i, the spectrum row r = r(i) it keeps
+ * and the mirror rm = -r(-i) of the row its mirror keeps. */
+typedef struct crop_row {
+  int i, im, r, rm;
+} crop_row;
+
+static crop_row crop_row_of(const ds_crop *g, int i) {
+  int im = ds_mirror(i, g->out_h);
+  return (crop_row){i, im, ds_source_row(i, g->h, g->out_h, g->rows_lo),
+                    ds_mirror(ds_source_row(im, g->h, g->out_h, g->rows_lo), g->h)};
+}
+
 /* Bins 0 and out_w/2 of cropped row i are their own mirrors: the Hermitian
  * part along the height, (Z[i] + conj(Z[-i])) / 2, from F at (r, k) and at
- * the mirror (-r', -k) of the spectrum row r' of cropped row -i. */
-static void crop_self_mirror(const crop_job *j, const float *f, float *p, int i, int k) {
-  const ds_crop *g = j->g;
-  int im = ds_mirror(i, g->out_h), km = ds_mirror(k, g->w);
-  int r = ds_source_row(i, g->h, g->out_h, g->rows_lo);
-  int rim = ds_mirror(ds_source_row(im, g->h, g->out_h, g->rows_lo), g->h);
-  ds_complex_combine(at(&j->gout, p, i, k), cat(&j->gin, f, r, k), 0.5f * j->mh[i] * j->fk[k],
-                     cat(&j->gin, f, rim, km), 0.5f * j->mh[im] * j->fk[k]);
+ * (rm, -k). */
+static void crop_self_mirror(const crop_job *j, const float *f, float *p, crop_row c, int k) {
+  ds_complex_combine(at(&j->gout, p, c.i, k), cat(&j->gin, f, c.r, k), 0.5f * j->mh[c.i] * j->fk[k],
+                     cat(&j->gin, f, c.rm, ds_mirror(k, j->g->w)), 0.5f * j->mh[c.im] * j->fk[k]);
 }
 
 /* Forward: the packed spectrum F (h x w, in) masked and cropped into P
@@ -94,15 +102,14 @@ static void crop_self_mirror(const crop_job *j, const float *f, float *p, int i,
  * mirror image of what row -i keeps), scaled by mh[-i] fk[-k]. */
 static void crop_spectrum(const crop_job *j, arena *a, const float *f, float *p) {
   const ds_crop *g = j->g;
-  int oh = g->out_h, ow = g->out_w, n = j->crop_n;
-  for (int i = 0; i < oh; i++) {
+  int ow = g->out_w, n = j->crop_n;
+  for (int i = 0; i < g->out_h; i++) {
     ds__cpu_prefetch_some(a);
-    int im = ds_mirror(i, oh), r = ds_source_row(i, g->h, oh, g->rows_lo);
-    int rm = ds_mirror(ds_source_row(im, g->h, oh, g->rows_lo), g->h);
-    scaled_copy(at(&j->gout, p, i, 1), cat(&j->gin, f, r, 1), j->f2, j->mh[i], n);
-    scaled_copy(at(&j->gout, p, i, ow - n), cat(&j->gin, f, rm, g->w - n), j->fr2, j->mh[im], n);
-    crop_self_mirror(j, f, p, i, 0);
-    if (n + 1 < g->kc) crop_self_mirror(j, f, p, i, g->kc - 1);
+    crop_row c = crop_row_of(g, i);
+    scaled_copy(at(&j->gout, p, i, 1), cat(&j->gin, f, c.r, 1), j->f2, j->mh[i], n);
+    scaled_copy(at(&j->gout, p, i, ow - n), cat(&j->gin, f, c.rm, g->w - n), j->fr2, j->mh[c.im], n);
+    crop_self_mirror(j, f, p, c, 0);
+    if (n + 1 < g->kc) crop_self_mirror(j, f, p, c, g->kc - 1);
   }
 }
 
