@@ -495,6 +495,27 @@ START_TEST(test_good_thomas_chosen) {
 }
 END_TEST
 
+/* The input grid's rows are transformed only where the crop reads them
+ * (cpu_backend.c, live_rows): 32 x 32 cropped to 24 rows keeps rows
+ * r(i) and -r(i), 0..12 and 20..31, in blocks of four: plans of 16 and 12
+ * rows of 32 points, none of all 32 rows. The goldens and the reference
+ * tests run through them. */
+START_TEST(test_rows_pruned) {
+  ds_context *ctx = cpu_context(1);
+  result r;
+  ck_assert_int_eq(run_load(ctx, &loads[0], 3u, &r), DS_OK);
+  const cpu_state *st = ctx->state;
+  int counts[33] = {0};
+  for (int i = 0; i < st->cached; i++)
+    if (st->cache[i].key.n == 32 && st->cache[i].key.stride == 1) counts[st->cache[i].key.inner_count]++;
+  ck_assert_int_eq(counts[16], 2);
+  ck_assert_int_eq(counts[12], 2);
+  ck_assert_int_eq(counts[32], 0);
+  result_free(&r);
+  ds_context_destroy(ctx);
+}
+END_TEST
+
 /* Outputs of more than 16 MiB a call are written with non-temporal stores
  * (ds__cpu_streams): [66,64,32,32] streams y and the reserve (20 MB) and
  * dx (17 MB), where the same images in calls of 6 samples do not. Both must
@@ -564,6 +585,7 @@ Suite *threading_suite(void) {
   tcase_add_test(tc, test_plan_cache_lru);
   tcase_add_loop_test(tc, test_good_thomas_rows, 1, 73);
   tcase_add_test(tc, test_good_thomas_chosen);
+  tcase_add_test(tc, test_rows_pruned);
   tcase_add_loop_test(tc, test_streamed_outputs, 0, 2);
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../elementwise.h"
 #include "cpu.h"
 
 /* FFTW's planner is not thread-safe: every plan creation and destruction in
@@ -128,20 +129,49 @@ static fftwf_plan plan_get(cpu_state *s, plan_key k, float *buf, int *split) {
  * their mirrors measured slower, its strided loops run narrower SIMD
  * codelets). The inverse columns use the split chosen for the forward ones,
  * so that both agree on the grid's row orders. */
-static int grid_make(cpu_state *s, int a, int b, float *buf, grid_plans *p) {
+static int grid_make(cpu_state *s, int a, int b, float *buf, grid_plans *p, int low, int high) {
   int f = s->plan_flags;
   *p = (grid_plans){.own_rows = s->own ? ds__cpu_own_rows(b) : NULL, .own_cols = s->own ? ds__cpu_own_cols(a) : NULL,
-                    .a = a, .b = b};
+                    .a = a, .b = b, .low = a, .high = a};
   if (!p->own_cols) {
     p->cols[0] = plan_get(s, (plan_key){f, FFTW_FORWARD, a, b, 1, 0, b, 1, DS_SPLIT_BEST}, buf, &p->split);
     if (!p->cols[0]) return 0;
     p->cols[1] = plan_get(s, (plan_key){f, FFTW_BACKWARD, a, b, 1, 0, b, 1, p->split}, buf, NULL);
     if (!p->cols[1]) return 0;
   }
-  for (int i = 0; i < 2 && !p->own_rows; i++)
-    if (!(p->rows[i] = plan_get(s, (plan_key){f, i ? FFTW_BACKWARD : FFTW_FORWARD, b, 1, 1, 0, a, b, 0}, buf, NULL)))
+  if (p->own_rows) return 1;
+  if (!p->split) p->low = low, p->high = high;
+  for (int i = 0; i < 2; i++) {
+    int sign = i ? FFTW_BACKWARD : FFTW_FORWARD;
+    if (!(p->rows[i] = plan_get(s, (plan_key){f, sign, b, 1, 1, 0, p->low, b, 0}, buf, NULL))) return 0;
+    if (p->high < a && !(p->high_rows[i] = plan_get(s, (plan_key){f, sign, b, 1, 1, 0, a - p->high, b, 0}, buf, NULL)))
       return 0;
+  }
   return 1;
+}
+
+/* The rows of the input grid's spectrum that the crop reads (each kept row
+ * r(i) and its mirror -r(i); in dx's spectrum the others are zero): the
+ * first *low and the rows from *high on, or all of them (*low = *high = h)
+ * when that saves nothing. FFTW transforms rows fast in fours (13 rows take
+ * it as long as 24), so both blocks are rounded up to multiples of 4; the
+ * second must start 64 bytes into the grid's alignment, as FFTW planned it
+ * (32 x 32 cropped to 24 rows: rows 0..15 and 20..31, 0.37 us against
+ * 0.43 for all 32). */
+static void live_rows(const ds_crop *g, int *low, int *high) {
+  int lo = 0, hi = g->h;
+  for (int i = 0; i < g->out_h; i++) {
+    int r = ds_source_row(i, g->h, g->out_h, g->rows_lo), rows[2] = {r, ds_mirror(r, g->h)};
+    for (int t = 0; t < 2; t++)
+      if (2 * rows[t] < g->h)
+        lo = lo > rows[t] + 1 ? lo : rows[t] + 1;
+      else
+        hi = hi < rows[t] ? hi : rows[t];
+  }
+  lo = (lo + 3) / 4 * 4, hi = g->h - (g->h - hi + 3) / 4 * 4;
+  int aligned = (long long)hi * g->w % 8 == 0;
+  *low = *high = g->h;
+  if (lo < hi && aligned) *low = lo, *high = hi;
 }
 
 /* b^-1 mod m, for coprime b < m (or m = 1). */
@@ -165,8 +195,10 @@ ds_status ds__cpu_prepare(ds_context *ctx, const ds_crop *g, int count, crop_pla
   cpu_state *s = ctx->state;
   if (!arenas_fit(s, g, count))
     return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "workspace for %d threads: out of memory", count);
-  if (!grid_make(s, g->h, g->w, s->arenas[0].in, &p->in) ||
-      !grid_make(s, g->out_h, g->out_w, s->arenas[0].out, &p->out))
+  int low, high;
+  live_rows(g, &low, &high);
+  if (!grid_make(s, g->h, g->w, s->arenas[0].in, &p->in, low, high) ||
+      !grid_make(s, g->out_h, g->out_w, s->arenas[0].out, &p->out, g->out_h, g->out_h))
     return ds__fail(ctx, DS_ERR_BACKEND, "FFTW could not plan the transforms of %d x %d -> %d x %d",
                     g->h, g->w, g->out_h, g->out_w);
   return DS_OK;

@@ -272,21 +272,29 @@ static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long
 }
 
 /* The row (cols 0) or column (cols 1) transforms of a grid: the
- * library's own where there are, else FFTW's. */
+ * library's own where there are, else FFTW's (of the live rows only when
+ * the rows are pruned). */
 static void axis_fft(const grid_plans *p, float *grid, int cols, int backward) {
   ds_grid_fn own = cols ? p->own_cols : p->own_rows;
-  if (own)
+  fftwf_complex *c = (fftwf_complex *)grid;
+  if (own) {
     own(grid, cols ? p->b : p->a, backward ? 1 : -1);
-  else
-    fftwf_execute_dft(cols ? p->cols[backward] : p->rows[backward], (fftwf_complex *)grid, (fftwf_complex *)grid);
+  } else if (cols) {
+    fftwf_execute_dft(p->cols[backward], c, c);
+  } else {
+    fftwf_execute_dft(p->rows[backward], c, c);
+    if (p->high < p->a) fftwf_execute_dft(p->high_rows[backward], c + (size_t)p->high * p->b, c + (size_t)p->high * p->b);
+  }
 }
 
-/* A 2-D FFT of the grid: forward rows then columns, backward the reverse;
- * some of the next pair's prefetches before each half. */
+/* A 2-D FFT of the grid: forward rows then columns, backward the reverse
+ * (the other way round when the rows are pruned); some of the next pair's
+ * prefetches before each half. */
 static void grid_fft(arena *a, const grid_plans *p, float *grid, int backward) {
+  int cols_first = p->high < p->a;
   for (int half = 0; half < 2; half++) {
     ds__cpu_prefetch_some(a);
-    axis_fft(p, grid, half != backward, backward);
+    axis_fft(p, grid, (half != backward) != cols_first, backward);
   }
 }
 
