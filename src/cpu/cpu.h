@@ -70,9 +70,10 @@ typedef struct arena {
   size_t bytes;
   float *in, *out, *staged, *zm, *ym;
   double *sums;
-  /* The thread's next pair: byte ranges of the tensors it reads that are
-   * still to be prefetched, a few lines at a time (ds__cpu_prefetch_some);
-   * the first `reads` ranges are read, the others written. */
+  /* The thread's next pair: byte ranges of the tensors it streams that
+   * are still to be prefetched, a few lines at a time
+   * (ds__cpu_prefetch_some); the first `reads` ranges are read, the others
+   * written. */
   struct {
     const char *at[4], *end[4];
     int ranges, reads, per_step;
@@ -95,6 +96,18 @@ typedef struct cpu_state {
   int narenas;
 } cpu_state;
 
+/* In-place DFTs along one axis of a grid of interleaved complex, exponent
+ * sign `sign` (-1 forward, +1 backward, unnormalized as FFTW's): of its
+ * `count` rows (consecutive), or of all its columns (`count` complex a
+ * row). */
+typedef void (*ds_grid_fn)(float *grid, int count, int sign);
+
+/* The library's own transforms of `length`-point rows, or columns, for
+ * this CPU; NULL where there are none (cpu_dft.c: 24-point rows, 24- and
+ * 32-point columns, with AVX2 and FMA, where FFTW is slow). */
+ds_grid_fn ds__cpu_own_rows(int length);
+ds_grid_fn ds__cpu_own_cols(int length);
+
 /* A 2-D complex FFT of an a x b grid done as rows then columns (columns
  * first when the rows are pruned, so that the forward transforms only the
  * rows that are read and the inverse only those that are not zero). Index
@@ -103,18 +116,6 @@ typedef struct cpu_state {
  * lengths: a 24-point column transform of a 24 x 24 grid takes 0.77 us
  * plain and 0.36 us as 3 x 8), and the grid's rows are then stored in the
  * permuted orders of ds__cpu_grid_rows. */
-/* In-place DFTs along one axis of a grid of interleaved complex, exponent
- * sign `sign` (-1 forward, +1 backward, unnormalized as FFTW's): of its
- * `count` rows (consecutive), or of all its columns (`count` complex a
- * row). */
-typedef void (*ds_grid_fn)(float *grid, int count, int sign);
-
-/* The library's own transforms of `length`-point rows, or columns, for
- * this CPU; NULL where there are none (cpu_dft24.c: 24 points with AVX2
- * and FMA, where FFTW has no SIMD code). */
-ds_grid_fn ds__cpu_own_rows(int length);
-ds_grid_fn ds__cpu_own_cols(int length);
-
 typedef struct grid_plans {
   fftwf_plan rows[2], cols[2];
   int split;

@@ -124,11 +124,14 @@ static fftwf_plan plan_get(cpu_state *s, plan_key k, float *buf, int *split) {
   return s->cache[slot].plan;
 }
 
-/* The plans of an a x b grid in buf: rows, then all b columns (contiguous,
- * so FFTW vectorizes across them; transforming only the kept columns and
- * their mirrors measured slower, its strided loops run narrower SIMD
- * codelets). The inverse columns use the split chosen for the forward ones,
- * so that both agree on the grid's row orders. */
+/* The transforms of an a x b grid in buf: the library's own where it has
+ * them for this CPU, else FFTW plans of all b columns (contiguous, so FFTW
+ * vectorizes across them; transforming only the kept columns and their
+ * mirrors measured slower, its strided loops run narrower SIMD codelets)
+ * and of the rows, [0, low) and [high, a) only (FFTW's columns must then
+ * not be split, which stores the rows permuted). The inverse columns use
+ * the split chosen for the forward ones, so that both agree on the grid's
+ * row orders. */
 static int grid_make(cpu_state *s, int a, int b, float *buf, grid_plans *p, int low, int high) {
   int f = s->plan_flags;
   *p = (grid_plans){.own_rows = s->own ? ds__cpu_own_rows(b) : NULL, .own_cols = s->own ? ds__cpu_own_cols(a) : NULL,

@@ -11,7 +11,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "../elementwise.h"
@@ -236,6 +235,13 @@ static void next_range(arena *a, const crop_job *j, const float *t, long long pa
   a->next.ranges++;
 }
 
+/* Adds the pair's block of a reserve's spectra to the ranges. */
+static void block_range(arena *a, const crop_job *j, const float *spectra, long long pair) {
+  const char *start = (const char *)(spectra + pair_block(j, pair));
+  a->next.at[a->next.ranges] = start, a->next.end[a->next.ranges] = start + sizeof(float) * pair_block(j, 1);
+  a->next.ranges++;
+}
+
 /* The prefetching steps of a pair (ds__cpu_prefetch_some): each
  * transform half, and each cropped row of the crop, the gradient sums and
  * the uncrop. */
@@ -254,18 +260,13 @@ static void plan_prefetch(const crop_job *j, arena *a, long long pair, long long
   if (pair >= last || j->b->nhwc) return;
   next_range(a, j, j->in, pair, backward ? out : in);
   if (backward && j->grad && j->kept) {
-    const char *start = (const char *)(j->kept + pair_block(j, pair));
-    a->next.at[1] = start, a->next.end[1] = start + sizeof(float) * pair_block(j, 1), a->next.ranges = 2;
+    block_range(a, j, j->kept, pair);
   } else if (backward && j->grad) {
     next_range(a, j, j->x, pair, in);
   }
   a->next.reads = a->next.ranges;
   if (j->out && !j->stream) next_range(a, j, j->out, pair, backward ? in : out);
-  if (j->keep && !j->stream) {
-    const char *start = (const char *)(j->keep + pair_block(j, pair));
-    a->next.at[a->next.ranges] = start, a->next.end[a->next.ranges] = start + sizeof(float) * pair_block(j, 1);
-    a->next.ranges++;
-  }
+  if (j->keep && !j->stream) block_range(a, j, j->keep, pair);
   long long lines = 0, steps = pair_steps(j, backward);
   for (int r = 0; r < a->next.ranges; r++) lines += (a->next.end[r] - a->next.at[r] + 63) / 64;
   a->next.per_step = (int)((lines + steps - 1) / steps);
