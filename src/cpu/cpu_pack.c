@@ -3,11 +3,11 @@
  * streaming around it. A thread's pairs come from memory and go back to it
  * (in the headline case a pair moves 35 KB and computes for about 6 us),
  * and one core keeps only a dozen cache-line transfers in flight, so the
- * transfers must overlap the transforms: at each step of the current pair
+ * reads must overlap the transforms: at each step of the current pair
  * (each transform half, each cropped row) a few lines of the next pair are
- * prefetched and a few pieces of the previous pair's output are written,
- * the output with non-temporal stores where the CPU has them (its lines
- * are then not read from memory before being overwritten). */
+ * prefetched. Large outputs are written with non-temporal stores where the
+ * CPU has them, so that their lines are not read from memory before being
+ * overwritten (ds__cpu_streams). */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
