@@ -80,11 +80,13 @@ DS_HD void ds_complex_combine(float *dst, const float *a, float sa, const float 
  * x's two images and Y = C + iD that of dy's, z and y their values at the
  * bin and zm, ym at its mirror (-r, -k), p[0] = Re(conj(C) A) and
  * p[1] = Re(conj(D) B). (A = (Z + conj(Zm)) / 2, B = (Z - conj(Zm)) / 2i
- * and the same for C, D; the cross terms cancel.) */
+ * and the same for C, D; the cross terms cancel.) The terms are grouped
+ * by real and imaginary parts, as the CPU's vector loop adds them
+ * (cpu_sums.c). */
 DS_HD void ds_pair_grad_products(const float *z, const float *zm, const float *y, const float *ym,
                                  float p[2]) {
-  float u = y[0] * z[0] + y[1] * z[1] + ym[0] * zm[0] + ym[1] * zm[1];
-  float v = y[0] * zm[0] - y[1] * zm[1] + ym[0] * z[0] - ym[1] * z[1];
+  float u = (y[0] * z[0] + ym[0] * zm[0]) + (y[1] * z[1] + ym[1] * zm[1]);
+  float v = (y[0] * zm[0] + ym[0] * z[0]) - (y[1] * zm[1] + ym[1] * z[1]);
   p[0] = 0.25f * (u + v), p[1] = 0.25f * (u - v);
 }
 

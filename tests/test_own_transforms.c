@@ -1,13 +1,16 @@
-/* The library's own transforms (src/cpu/cpu_dft.c, for lengths where FFTW
- * is slow): 24-point rows, 24- and 32-point columns against a float64 DFT, for
- * every count of rows and columns up to a few groups of eight (the kernels
- * take eight at a time and pad the rest), both directions; and the layer
- * taking them where they exist, with the numbers FFTW's transforms give. */
+/* The library's own kernels: the transforms of src/cpu/cpu_dft.c (for
+ * lengths where FFTW is slow): 24-point rows, 24- and 32-point columns
+ * against a float64 DFT, for every count of rows and columns up to a few
+ * groups of eight (the kernels take eight at a time and pad the rest), both
+ * directions; the layer taking them where they exist, with the numbers
+ * FFTW's transforms give; and the gradient sums of a cropped row
+ * (src/cpu/cpu_sums.c), bitwise those of the shared per-bin function. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "elementwise.h"
 #include "util.h"
 
 /* max |DFT - got| / max |DFT| over `count` transforms of n points, element
@@ -130,6 +133,30 @@ START_TEST(test_layer_takes_own) {
 }
 END_TEST
 
+/* Loop index: the row's bin count n = 1..19, with mirrored rows as wide as
+ * n (a reserve's) or wider (a grid's). Every buffer has its exact size, so
+ * that the sanitizer build catches a read outside it. */
+START_TEST(test_row_sums) {
+  int n = 1 + _i, bz = n + _i % 3, by = n + 2 * (_i % 2);
+  float *z = malloc(sizeof(float) * 2 * n), *y = malloc(sizeof(float) * 2 * n);
+  float *zm = malloc(sizeof(float) * 2 * bz), *ym = malloc(sizeof(float) * 2 * by);
+  double sum[20], want[20];
+  fill_random(z, 2 * (size_t)n, 80u + (unsigned)n), fill_random(y, 2 * (size_t)n, 81u + (unsigned)n);
+  fill_random(zm, 2 * (size_t)bz, 82u + (unsigned)n), fill_random(ym, 2 * (size_t)by, 83u + (unsigned)n);
+  for (int k = 0; k < 20; k++) sum[k] = want[k] = 0.125 * k - 1.0;
+  float s0 = 0.75f, s1 = 0.0625f;
+  for (int k = 0; k < n; k++) {
+    float p[2];
+    ds_pair_grad_products(z + 2 * k, k ? zm + 2 * (bz - k) : zm, y + 2 * k, k ? ym + 2 * (by - k) : ym, p);
+    want[k] += (double)(s0 * p[0] + s1 * p[1]);
+  }
+  row_pair r = {z, zm, y, ym, bz, by};
+  ds__cpu_row_sums(&r, s0, s1, sum, n);
+  for (int k = 0; k < 20; k++) ck_assert_msg(sum[k] == want[k], "n=%d bin %d: %.17g, want %.17g", n, k, sum[k], want[k]);
+  free(z), free(y), free(zm), free(ym);
+}
+END_TEST
+
 Suite *own_transforms_suite(void) {
   Suite *s = suite_create("own_transforms");
   TCase *tc = tcase_create("dft");
@@ -137,5 +164,8 @@ Suite *own_transforms_suite(void) {
   tcase_add_loop_test(tc, test_own_cols, 0, 38);
   tcase_add_test(tc, test_layer_takes_own);
   suite_add_tcase(s, tc);
+  TCase *sums = tcase_create("row_sums");
+  tcase_add_loop_test(sums, test_row_sums, 0, 19);
+  suite_add_tcase(s, sums);
   return s;
 }

@@ -61,14 +61,12 @@ typedef struct packing {
  *   out: out_h x out_w complex, the pair (y or dy) or its packed spectrum;
  *   staged: a pair's block of the reserve (cpu_crop.c, pair_block),
  *        assembled here and then streamed out in whole lines;
- *   zm, ym: kc complex each, one cropped row's mirrored bins of the two
- *        spectra, reversed so that the gradient loop reads them in order;
  *   sums: out_h x kc doubles, this thread's sums of Re(conj(Y) X) per kept
  *        bin (Y of dy, X of x), the input of ds__mask_gradients. */
 typedef struct arena {
   void *base;
   size_t bytes;
-  float *in, *out, *staged, *zm, *ym;
+  float *in, *out, *staged;
   double *sums;
   /* The thread's next pair: byte ranges of the tensors it streams that
    * are still to be prefetched, a few lines at a time
@@ -142,6 +140,18 @@ ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, 
                           float *y, float *keep);
 ds_status ds__cpu_backward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
                            const float *keep, const float *dy, float *dx, double *gh, double *gw);
+/* One cropped row of the packed spectra of x (z) and dy (y), bins 0..n-1,
+ * and the rows holding their mirrors: bin 0 at zm[0], bin -k (k >= 1) at
+ * index bz - k of zm (by - k of ym), bz and by their rows' widths. */
+typedef struct row_pair {
+  const float *z, *zm, *y, *ym;
+  int bz, by;
+} row_pair;
+
+/* sum[k] += s0 p[0] + s1 p[1] of ds_pair_grad_products at bins 0..n-1 of
+ * the row (cpu_sums.c). */
+void ds__cpu_row_sums(const row_pair *r, float s0, float s1, double *sum, int n);
+
 /* Packing, unpacking and streaming (cpu_pack.c). */
 /* grid (gr's rows in spatial order) = image 2*pair + i * 2^shift * image
  * 2*pair+1 of tensor t (images of gr's size in b's layout), each only if

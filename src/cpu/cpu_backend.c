@@ -18,18 +18,16 @@ static size_t arena_layout(arena *a, const ds_crop *g) {
   size_t in = pad64(sizeof(float) * 2 * (size_t)g->h * (size_t)g->w);
   size_t out = pad64(sizeof(float) * 2 * (size_t)g->out_h * (size_t)g->out_w);
   size_t staged = pad64(sizeof(float) * (2 + 4 * (size_t)g->out_h * (size_t)g->kc));
-  size_t row = pad64(sizeof(float) * 2 * (size_t)g->kc);
-  size_t sizes[6] = {in, out, row, row, pad64(sizeof(double) * (size_t)g->out_h * (size_t)g->kc), staged};
-  size_t at[7] = {0};
-  for (int i = 0; i < 6; i++) at[i + 1] = at[i] + sizes[i];
+  size_t sizes[4] = {in, out, pad64(sizeof(double) * (size_t)g->out_h * (size_t)g->kc), staged};
+  size_t at[5] = {0};
+  for (int i = 0; i < 4; i++) at[i + 1] = at[i] + sizes[i];
   char *p = a->base;
   if (p) {
-    float **parts[4] = {&a->in, &a->out, &a->zm, &a->ym};
-    for (int i = 0; i < 4; i++) *parts[i] = (float *)(p + at[i]);
-    a->sums = (double *)(p + at[4]);
-    a->staged = (float *)(p + at[5]);
+    a->in = (float *)p, a->out = (float *)(p + at[1]);
+    a->sums = (double *)(p + at[2]);
+    a->staged = (float *)(p + at[3]);
   }
-  return at[6];
+  return at[4];
 }
 
 static int arena_fit(arena *a, const ds_crop *g) {

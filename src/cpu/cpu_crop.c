@@ -146,12 +146,6 @@ static void uncrop_spectrum(const crop_job *j, arena *a, const float *d, float *
   if (g->w % 2 == 0 && g->w / 2 < g->kc) uncrop_self_mirror(j, d, f, g->w / 2);
 }
 
-/* dst[k] = src[-k] for the kc bins of one row of width b. */
-static void mirror_row(float *restrict dst, const float *restrict src, int b, int kc) {
-  dst[0] = src[0], dst[1] = src[1];
-  for (int k = 1; k < kc; k++) dst[2 * k] = src[2 * (b - k)], dst[2 * k + 1] = src[2 * (b - k) + 1];
-}
-
 /* A reserve's spectra on the CPU, per pair: the two packing scales of x
  * (back[0], back[1]; NaN when x's images went through the transforms one by
  * one), then per cropped row i the kc bins of row r(i) of the packed
@@ -184,30 +178,19 @@ static void keep_pair(const crop_job *j, const arena *a, long long pair, const p
   ds__cpu_copy_out(j->keep + pair_block(j, pair), block, pair_block(j, 1), j->stream);
 }
 
-/* Bins 0..kc-1 of the packed X of cropped row i (returned) and their
- * mirrors (-r, -k) into zm, from F (in) or from the pair's reserve block. */
-static const float *x_row(const crop_job *j, arena *a, const float *block, int i) {
+/* Cropped row i of the packed spectra of x, from F (in) or from the pair's
+ * reserve block, and of dy (out), with the rows of their mirrors. */
+static row_pair row_of(const crop_job *j, const arena *a, const float *block, int i) {
   const ds_crop *g = j->g;
+  row_pair p = {.y = cat(&j->gout, a->out, i, 0), .ym = cat(&j->gout, a->out, ds_mirror(i, g->out_h), 0),
+                .by = g->out_w};
   if (block) {
-    const float *row = block + 2 + 4 * (size_t)g->kc * (size_t)i;
-    mirror_row(a->zm, row + 2 * g->kc, g->kc, g->kc);
-    return row;
+    p.z = block + 2 + 4 * (size_t)g->kc * (size_t)i, p.zm = p.z + 2 * g->kc, p.bz = g->kc;
+  } else {
+    int r = ds_source_row(i, g->h, g->out_h, g->rows_lo);
+    p.z = cat(&j->gin, a->in, r, 0), p.zm = cat(&j->gin, a->in, ds_mirror(r, g->h), 0), p.bz = g->w;
   }
-  int r = ds_source_row(i, g->h, g->out_h, g->rows_lo);
-  mirror_row(a->zm, cat(&j->gin, a->in, ds_mirror(r, g->h), 0), g->w, g->kc);
-  return cat(&j->gin, a->in, r, 0);
-}
-
-/* sum[k] += s0 p[0] + s1 p[1] of ds_pair_grad_products at bins 0..n-1
- * (restrict and the plain loop let it vectorize). */
-DS_HOT_LOOP
-static void pair_products(const float *restrict z, const float *restrict zm, const float *restrict y,
-                          const float *restrict ym, float s0, float s1, double *restrict sum, int n) {
-  for (int k = 0; k < n; k++) {
-    float p[2];
-    ds_pair_grad_products(z + 2 * k, zm + 2 * k, y + 2 * k, ym + 2 * k, p);
-    sum[k] += (double)(s0 * p[0] + s1 * p[1]);
-  }
+  return p;
 }
 
 /* sums[i][k] += s0 Re(conj(Y0) X0) + s1 Re(conj(Y1) X1) over the kept bins,
@@ -216,13 +199,11 @@ static void pair_products(const float *restrict z, const float *restrict zm, con
 static void accumulate_pair(const crop_job *j, arena *a, const packing *ky, const packing *kx,
                             const float *block) {
   const ds_crop *g = j->g;
-  int oh = g->out_h, ow = g->out_w, kc = g->kc;
   float s0 = ky->back[0] * kx->back[0], s1 = ky->back[1] * kx->back[1];
-  for (int i = 0; i < oh; i++) {
+  for (int i = 0; i < g->out_h; i++) {
     ds__cpu_prefetch_some(a);
-    const float *z = x_row(j, a, block, i), *y = cat(&j->gout, a->out, i, 0);
-    mirror_row(a->ym, cat(&j->gout, a->out, ds_mirror(i, oh), 0), ow, kc);
-    pair_products(z, a->zm, y, a->ym, s0, s1, a->sums + (size_t)i * (size_t)kc, kc);
+    row_pair p = row_of(j, a, block, i);
+    ds__cpu_row_sums(&p, s0, s1, a->sums + (size_t)i * (size_t)g->kc, g->kc);
   }
 }
 
