@@ -39,6 +39,7 @@ typedef struct crop_job {
   int stream;    /* outputs written with non-temporal stores (ds__cpu_streams) */
   int crop_n;    /* bins 1..crop_n of a cropped row are plain copies (not self-mirrored) */
   int uncrop_n;  /* bins 1..uncrop_n of a spectrum row of dx are plain copies */
+  int *crow;     /* h: ds_cropped_row of each spectrum row */
   float *mh;     /* out_h: mask of each cropped row */
   float *fk;     /* kc: forward scale of bin k, mw / (out_h*out_w) */
   float *bk;     /* kc: dx scale, c_k mw / (out_h*out_w*c'_k), c' the weights of the length-w inverse */
@@ -118,8 +119,8 @@ static void uncrop_self_mirror(const crop_job *j, const float *d, float *f, int 
   const ds_crop *g = j->g;
   int oh = g->out_h, ow = g->out_w;
   for (int r = 0; r < g->h; r++) {
-    int i = ds_cropped_row(r, g->h, oh, g->rows_lo);
-    int mi = ds_cropped_row(ds_mirror(r, g->h), g->h, oh, g->rows_lo);
+    int i = j->crow[r], mi = j->crow[ds_mirror(r, g->h)];
+    if (i < 0 && mi < 0) continue; /* zero, as uncrop_spectrum left it */
     float t = i < 0 ? 0.0f : 0.5f * j->mh[i] * j->bk[k], tm = mi < 0 ? 0.0f : 0.5f * j->mh[mi] * j->bk[k];
     ds_complex_combine(at(&j->gin, f, r, k), cat(&j->gout, d, i < 0 ? 0 : i, k), t,
                        cat(&j->gout, d, ds_mirror(mi < 0 ? 0 : mi, oh), ds_mirror(k, ow)), tm);
@@ -399,11 +400,14 @@ static int job_factors(crop_job *j) {
   return 1;
 }
 
-/* The row orders of the job's two grids, in one block freed by job_end. */
+/* The row orders of the job's two grids and the cropped row of each
+ * spectrum row (crow), in one block freed by job_end. */
 static int job_rows(crop_job *j) {
   const ds_crop *g = j->g;
-  int *block = malloc(sizeof(int) * 2 * (size_t)(g->h + g->out_h));
+  int *block = malloc(sizeof(int) * (3 * (size_t)g->h + 2 * (size_t)g->out_h));
   if (!block) return 0;
+  j->crow = block + 2 * (g->h + g->out_h);
+  for (int r = 0; r < g->h; r++) j->crow[r] = ds_cropped_row(r, g->h, g->out_h, g->rows_lo);
   j->gin = (grid_rows){g->h, g->w, j->p.in.split, block, block + g->h};
   j->gout = (grid_rows){g->out_h, g->out_w, j->p.out.split, block + 2 * g->h, block + 2 * g->h + g->out_h};
   ds__cpu_grid_rows(g->h, j->gin.split, j->gin.spatial, j->gin.spectral);
