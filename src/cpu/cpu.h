@@ -26,9 +26,9 @@ typedef struct plan_key {
 
 #define DS_SPLIT_BEST (-1)
 
-/* The loops that dominate the library's own time (packing, unpacking,
- * gradient sums), built twice where the toolchain can dispatch at load
- * time (GCC or Clang, x86-64, ELF ifunc): for AVX2 and for the baseline the
+/* The packing and unpacking loops, which with the gradient sums (an AVX2
+ * kernel of their own, cpu_sums.c) dominate the library's own time, built
+ * twice where the toolchain can dispatch at load time (GCC or Clang, x86-64, ELF ifunc): for AVX2 and for the baseline the
  * library is compiled for, the CPU picking one (measured: forward+backward
  * in cache 7-10 % faster; clones of every loop, and AVX-512 ones, were
  * slower, docs/benchmarks.md). */
