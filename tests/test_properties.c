@@ -12,11 +12,15 @@ typedef struct shape {
   float r, s[2];
 } shape;
 
-/* Odd and even sizes, cropping off, shared strides, R < 1. */
+/* Odd and even sizes, cropping off, shared strides, R < 1; in NHWC, blocks
+ * of 16 channels (moved in 8 x 8 tiles) with pixels left over (7 x 9),
+ * blocks spanning two samples (c = 20) and ending the batch early. */
 static const shape shapes[] = {
     {2, 3, 32, 32, 1, 0, 4, {2.0f, 2.0f}},  {1, 5, 19, 24, 1, 0, 4, {1.7f, 2.6f}},
     {3, 2, 15, 9, 0, 0, 3, {2.2f, 1.4f}},   {2, 4, 28, 21, 1, 1, 2, {2.5f, 9.0f}},
     {1, 3, 8, 33, 1, 0, 0.5f, {3.1f, 4.2f}}, {2, 2, 12, 12, 0, 1, 4, {1.2f, 1.2f}},
+    {2, 20, 7, 9, 1, 0, 2, {1.6f, 1.3f}},    {1, 32, 32, 32, 1, 0, 4, {2.0f, 2.0f}},
+    {3, 9, 10, 12, 1, 0, 3, {2.1f, 1.8f}},
 };
 #define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
 

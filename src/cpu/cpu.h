@@ -68,6 +68,11 @@ typedef struct arena {
   size_t bytes;
   float *in, *out, *staged;
   double *sums;
+  /* NHWC only (cpu_crop.c, run_staged): a block of images of the input
+   * (x or dy), of x in a backward, and of the output (y or dx), each
+   * stage_floats floats. */
+  float *stage[3];
+  size_t stage_floats;
   /* The thread's next pair: byte ranges of the tensors it streams that
    * are still to be prefetched, a few lines at a time
    * (ds__cpu_prefetch_some); the first `reads` ranges are read, the others
@@ -132,9 +137,10 @@ typedef struct crop_plans {
   grid_plans in, out;
 } crop_plans;
 
-/* Sizes the first `count` arenas for g and makes the plans (planning uses
- * arena 0, so that every arena matches the plans' alignment). */
-ds_status ds__cpu_prepare(ds_context *ctx, const ds_crop *g, int count, crop_plans *p);
+/* Sizes the first `count` arenas for g (with three stages of stage_floats
+ * floats each, 0 but in NHWC) and makes the plans (planning uses arena 0, so
+ * that every arena matches the plans' alignment). */
+ds_status ds__cpu_prepare(ds_context *ctx, const ds_crop *g, int count, size_t stage_floats, crop_plans *p);
 /* The crop op on the CPU (cpu_crop.c), as ds_backend's forward/backward. */
 ds_status ds__cpu_forward(ds_context *ctx, const ds_crop *g, const ds_batch *b, const float *x,
                           float *y, float *keep);
@@ -168,6 +174,14 @@ int ds__cpu_streams(size_t bytes);
  * images streamed when `stream` is set. */
 void ds__cpu_unpack(const ds_batch *b, const grid_rows *gr, const float *grid, float *t, long long pair,
                     const packing *k, int stream);
+/* NHWC (channels last) blocks of consecutive images: the images first ..
+ * first+count-1 (count <= DS_STAGE_IMAGES) of the NHWC tensor t, hw pixels
+ * each, copied image by image into stage (count x hw floats, as in NCHW),
+ * and back. A pixel's channels share cache lines, so a block is moved one
+ * pixel (one run of channels) at a time. */
+#define DS_STAGE_IMAGES 16
+void ds__cpu_stage_in(const ds_batch *b, long long first, int count, long long hw, const float *t, float *stage);
+void ds__cpu_stage_out(const ds_batch *b, long long first, int count, long long hw, const float *stage, float *t);
 /* dst = src (n floats), streamed when `stream` is set. */
 void ds__cpu_copy_out(float *dst, const float *src, size_t n, int stream);
 /* Orders the thread's non-temporal stores before what it does next

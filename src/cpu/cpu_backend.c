@@ -13,36 +13,40 @@ static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t pad64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
-/* Places the parts of an arena for g in its block; returns the bytes needed. */
-static size_t arena_layout(arena *a, const ds_crop *g) {
+/* Places the parts of an arena for g, with stages of stage_floats floats,
+ * in its block; returns the bytes needed. */
+static size_t arena_layout(arena *a, const ds_crop *g, size_t stage_floats) {
   size_t in = pad64(sizeof(float) * 2 * (size_t)g->h * (size_t)g->w);
   size_t out = pad64(sizeof(float) * 2 * (size_t)g->out_h * (size_t)g->out_w);
   size_t staged = pad64(sizeof(float) * (2 + 4 * (size_t)g->out_h * (size_t)g->kc));
-  size_t sizes[4] = {in, out, pad64(sizeof(double) * (size_t)g->out_h * (size_t)g->kc), staged};
-  size_t at[5] = {0};
-  for (int i = 0; i < 4; i++) at[i + 1] = at[i] + sizes[i];
+  size_t stage = pad64(sizeof(float) * stage_floats);
+  size_t sizes[7] = {in, out, pad64(sizeof(double) * (size_t)g->out_h * (size_t)g->kc), staged, stage, stage, stage};
+  size_t at[8] = {0};
+  for (int i = 0; i < 7; i++) at[i + 1] = at[i] + sizes[i];
   char *p = a->base;
   if (p) {
     a->in = (float *)p, a->out = (float *)(p + at[1]);
     a->sums = (double *)(p + at[2]);
     a->staged = (float *)(p + at[3]);
+    for (int i = 0; i < 3; i++) a->stage[i] = (float *)(p + at[4 + i]);
+    a->stage_floats = stage_floats;
   }
-  return at[4];
+  return at[7];
 }
 
-static int arena_fit(arena *a, const ds_crop *g) {
-  size_t need = arena_layout(&(arena){0}, g);
+static int arena_fit(arena *a, const ds_crop *g, size_t stage_floats) {
+  size_t need = arena_layout(&(arena){0}, g, stage_floats);
   if (need > a->bytes) {
     free(a->base);
     a->base = aligned_alloc(64, need);
     a->bytes = a->base ? need : 0;
     if (!a->base) return 0;
   }
-  arena_layout(a, g);
+  arena_layout(a, g, stage_floats);
   return 1;
 }
 
-static int arenas_fit(cpu_state *s, const ds_crop *g, int count) {
+static int arenas_fit(cpu_state *s, const ds_crop *g, int count, size_t stage_floats) {
   if (count > s->narenas) {
     arena *more = realloc(s->arenas, sizeof(arena) * (size_t)count);
     if (!more) return 0;
@@ -51,7 +55,7 @@ static int arenas_fit(cpu_state *s, const ds_crop *g, int count) {
     s->narenas = count;
   }
   for (int i = 0; i < count; i++)
-    if (!arena_fit(&s->arenas[i], g)) return 0;
+    if (!arena_fit(&s->arenas[i], g, stage_floats)) return 0;
   return 1;
 }
 
@@ -192,9 +196,9 @@ void ds__cpu_grid_rows(int n, int split, int *spatial, int *spectral) {
     }
 }
 
-ds_status ds__cpu_prepare(ds_context *ctx, const ds_crop *g, int count, crop_plans *p) {
+ds_status ds__cpu_prepare(ds_context *ctx, const ds_crop *g, int count, size_t stage_floats, crop_plans *p) {
   cpu_state *s = ctx->state;
-  if (!arenas_fit(s, g, count))
+  if (!arenas_fit(s, g, count, stage_floats))
     return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "workspace for %d threads: out of memory", count);
   int low, high;
   live_rows(g, &low, &high);

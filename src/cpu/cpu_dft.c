@@ -16,13 +16,10 @@
  * 24, output k = (16 k1 + 9 k2) mod 24); 32 = 4 x 8 by Cooley-Tukey. */
 #include "cpu.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#include <string.h>
+#include "cpu_avx2.h"
 
-#define DS_AVX2 __attribute__((target("avx2,fma")))
-/* The kernels' pieces, inlined so that their vectors stay in registers. */
-#define DS_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+#if DS_HAVE_AVX2_CODE
+#include <string.h>
 
 /* 8 lanes of complex numbers, real and imaginary parts apart. */
 typedef struct cvec {
@@ -44,25 +41,6 @@ DS_AVX2_INLINE cvec cmul(cvec a, float c, float s) {
 DS_AVX2_INLINE cvec cmuli(cvec a, int sign) {
   __m256 z = _mm256_setzero_ps();
   return sign < 0 ? (cvec){a.im, _mm256_sub_ps(z, a.re)} : (cvec){_mm256_sub_ps(z, a.im), a.re};
-}
-
-/* The 8 x 8 transpose of the floats of v[0..7]. */
-DS_AVX2_INLINE void transpose8(__m256 *v) {
-  __m256 t[8], s[8];
-  for (int i = 0; i < 4; i++) {
-    t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; i++) {
-    s[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    s[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    s[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    s[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; i++) {
-    v[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
-    v[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
-  }
 }
 
 /* The 3-point DFT of a[0..2] in place, exponent sign `sign`. */

@@ -14,6 +14,7 @@
 
 #include "../elementwise.h"
 #include "cpu.h"
+#include "cpu_avx2.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -180,6 +181,81 @@ void ds__cpu_unpack(const ds_batch *b, const grid_rows *gr, const float *grid, f
   for (int i = 0; i < gr->rows; i += run)
     store_lanes(grid + 2 * (size_t)gr->spatial[i] * (size_t)gr->width, ia + i * row, ib + i * row, step,
                 (long long)run * gr->width, k, stream);
+}
+
+/* Where the images of a stage (ds__cpu_stage_in) start in their tensor;
+ * whether they are consecutive channels of one sample. */
+static int image_offsets(const ds_batch *b, long long first, int count, long long hw, long long *at) {
+  for (int i = 0; i < count; i++) at[i] = ds_image_offset(first + i, b->c, hw, 1);
+  return count > 0 && at[count - 1] - at[0] == count - 1;
+}
+
+/* Images [i0, i1), pixels [p0, p1) between the NHWC tensor t (image i's
+ * pixel p at at[i] + p * c) and the stage (at i * hw + p). */
+static void stage_rect(const long long *at, long long c, long long hw, float *t, float *stage, int out, int i0,
+                       int i1, long long p0, long long p1) {
+  for (int i = i0; i < i1; i++)
+    for (long long p = p0; p < p1; p++)
+      if (out)
+        t[at[i] + p * c] = stage[i * hw + p];
+      else
+        stage[i * hw + p] = t[at[i] + p * c];
+}
+
+#if DS_HAVE_AVX2_CODE
+/* An 8 x 8 block: 8 rows of 8 floats, ld_src apart, to 8 columns, ld_dst
+ * apart (8 pixels of 8 channels to 8 runs of one channel each, or back). */
+DS_AVX2_INLINE void block8(const float *src, long long ld_src, float *dst, long long ld_dst) {
+  __m256 v[8];
+  for (int k = 0; k < 8; k++) v[k] = _mm256_loadu_ps(src + k * ld_src);
+  transpose8(v);
+  for (int k = 0; k < 8; k++) _mm256_storeu_ps(dst + k * ld_dst, v[k]);
+}
+
+/* The images [0, 8 i8) and pixels [0, 8 p8) of a stage of consecutive
+ * channels (t from the first one) in 8 x 8 blocks. The stage's images lie
+ * hw floats apart, often a multiple of 4 KB, so that their rows share cache
+ * sets: the pixels go in tiles of 64, whose lines of channels stay in L1
+ * while each group of 8 images takes its runs. */
+DS_AVX2 static void stage_blocks(float *t, long long c, long long hw, float *stage, int out, int i8, long long p8) {
+  for (long long p0 = 0; p0 < 8 * p8; p0 += 64) {
+    for (int i = 0; i < 8 * i8; i += 8)
+      for (long long p = p0; p < p0 + 64 && p < 8 * p8; p += 8)
+        if (out)
+          block8(stage + i * hw + p, hw, t + p * c + i, c);
+        else
+          block8(t + p * c + i, c, stage + i * hw + p, hw);
+  }
+}
+
+/* The part of a stage done in blocks: images [0, *i8 * 8), pixels [0, *p8 * 8). */
+static void stage_fast(float *t, long long c, long long hw, float *stage, int out, int count, int *i8, long long *p8) {
+  *i8 = __builtin_cpu_supports("avx2") ? count / 8 : 0, *p8 = *i8 ? hw / 8 : 0;
+  if (*p8) stage_blocks(t, c, hw, stage, out, *i8, *p8);
+}
+#else
+static void stage_fast(float *t, long long c, long long hw, float *stage, int out, int count, int *i8, long long *p8) {
+  (void)t, (void)c, (void)hw, (void)stage, (void)out, (void)count;
+  *i8 = 0, *p8 = 0;
+}
+#endif
+
+/* Both directions of the stage: blocks where the images are consecutive
+ * channels, single floats elsewhere. */
+static void stage_copy(const ds_batch *b, long long first, int count, long long hw, float *t, float *stage, int out) {
+  long long at[DS_STAGE_IMAGES], p8 = 0;
+  int i8 = 0;
+  if (image_offsets(b, first, count, hw, at)) stage_fast(t + at[0], b->c, hw, stage, out, count, &i8, &p8);
+  stage_rect(at, b->c, hw, t, stage, out, 0, 8 * i8, 8 * p8, hw);
+  stage_rect(at, b->c, hw, t, stage, out, 8 * i8, count, 0, hw);
+}
+
+void ds__cpu_stage_in(const ds_batch *b, long long first, int count, long long hw, const float *t, float *stage) {
+  stage_copy(b, first, count, hw, (float *)(uintptr_t)t, stage, 0);
+}
+
+void ds__cpu_stage_out(const ds_batch *b, long long first, int count, long long hw, const float *stage, float *t) {
+  stage_copy(b, first, count, hw, t, (float *)(uintptr_t)stage, 1);
 }
 
 void ds__cpu_copy_out(float *dst, const float *src, size_t n, int stream) {
