@@ -69,10 +69,8 @@ typedef struct arena {
   float *in, *out, *staged;
   double *sums;
   /* NHWC only (cpu_crop.c, run_staged): a block of images of the input
-   * (x or dy), of x in a backward, and of the output (y or dx), each
-   * stage_floats floats. */
+   * (x or dy), of x in a backward, and of the output (y or dx). */
   float *stage[3];
-  size_t stage_floats;
   /* The thread's next pair: byte ranges of the tensors it streams that
    * are still to be prefetched, a few lines at a time
    * (ds__cpu_prefetch_some); the first `reads` ranges are read, the others

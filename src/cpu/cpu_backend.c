@@ -29,7 +29,6 @@ static size_t arena_layout(arena *a, const ds_crop *g, size_t stage_floats) {
     a->sums = (double *)(p + at[2]);
     a->staged = (float *)(p + at[3]);
     for (int i = 0; i < 3; i++) a->stage[i] = (float *)(p + at[4 + i]);
-    a->stage_floats = stage_floats;
   }
   return at[7];
 }

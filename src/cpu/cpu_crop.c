@@ -329,6 +329,11 @@ static void run_pair(const worker *w, long long pair) {
   step(w->job, w->a, pair, 2);
 }
 
+/* Pixels of the larger of the job's two grids. */
+static size_t larger_grid(const ds_crop *g) {
+  return (size_t)(g->h * g->w > g->out_h * g->out_w ? g->h * g->w : g->out_h * g->out_w);
+}
+
 /* Images per NHWC block (run_staged): 16 (a 64-byte line of channels, so
  * that each line of x is read once per block), fewer only where 16 images
  * of the larger grid would pass 4 MB; even, so that blocks hold whole
@@ -336,8 +341,7 @@ static void run_pair(const worker *w, long long pair) {
  * blocks of 10 images within 512 KB, 186 ms for forward+backward, of 16
  * images 108 ms.) */
 static int stage_images(const ds_crop *g) {
-  size_t per = sizeof(float) * (size_t)(g->h * g->w > g->out_h * g->out_w ? g->h * g->w : g->out_h * g->out_w);
-  size_t fit = ((size_t)4 << 20) / per;
+  size_t fit = ((size_t)4 << 20) / (sizeof(float) * larger_grid(g));
   return fit >= DS_STAGE_IMAGES ? DS_STAGE_IMAGES : fit < 2 ? 2 : (int)fit / 2 * 2;
 }
 
@@ -358,8 +362,8 @@ static crop_job staged_job(const crop_job *j, const arena *a, const ds_batch *bl
  * cache line, so packing pairs one by one read every line of a sample
  * once per pair (half the time of an NHWC call went there). The worker's
  * pairs go in blocks of stage_images() images instead: copied into the
- * arena a pixel (a run of channels) at a time, run as an NCHW batch, and
- * the block's output copied back the same way. */
+ * arena a run of channels at a time, run as an NCHW batch, and the block's
+ * output copied back the same way. */
 static void run_staged(const worker *w) {
   const crop_job *j = w->job;
   const ds_crop *g = j->g;
@@ -373,7 +377,7 @@ static void run_staged(const worker *w) {
     ds_batch block = {1, count, 0};
     crop_job v = staged_job(j, w->a, &block, first);
     ds__cpu_stage_in(j->b, 2 * first, count, in, j->in, w->a->stage[0]);
-    if (v.x && !j->kept) ds__cpu_stage_in(j->b, 2 * first, count, (long long)g->h * g->w, j->x, w->a->stage[1]);
+    if (j->grad && !j->kept) ds__cpu_stage_in(j->b, 2 * first, count, (long long)g->h * g->w, j->x, w->a->stage[1]);
     worker vw = {&v, w->a, 0, last - first, w->backward};
     for (long long pair = 0; pair < last - first; pair++) run_pair(&vw, pair);
     if (j->out) ds__cpu_stage_out(j->b, 2 * first, count, out, w->a->stage[2], j->out);
@@ -474,9 +478,8 @@ static int job_rows(crop_job *j) {
 static ds_status job_begin(ds_context *ctx, crop_job *j, int *threads) {
   int t = ds__cpu_threads(ctx->state, (images(j) + 1) / 2);
   *threads = t < DS_MAX_THREADS ? t : DS_MAX_THREADS;
-  const ds_crop *g = j->g;
-  size_t grid = (size_t)(g->h * g->w > g->out_h * g->out_w ? g->h * g->w : g->out_h * g->out_w);
-  ds_status st = ds__cpu_prepare(ctx, g, *threads, j->b->nhwc ? grid * (size_t)stage_images(g) : 0, &j->p);
+  size_t stage = j->b->nhwc ? larger_grid(j->g) * (size_t)stage_images(j->g) : 0;
+  ds_status st = ds__cpu_prepare(ctx, j->g, *threads, stage, &j->p);
   if (st != DS_OK) return st;
   if (!job_rows(j) || !job_factors(j)) return ds__fail(ctx, DS_ERR_OUT_OF_MEMORY, "mask factors: out of memory");
   return DS_OK;

@@ -251,11 +251,11 @@ static void stage_copy(const ds_batch *b, long long first, int count, long long 
 }
 
 void ds__cpu_stage_in(const ds_batch *b, long long first, int count, long long hw, const float *t, float *stage) {
-  stage_copy(b, first, count, hw, (float *)(uintptr_t)t, stage, 0);
+  stage_copy(b, first, count, hw, (float *)t, stage, 0);
 }
 
 void ds__cpu_stage_out(const ds_batch *b, long long first, int count, long long hw, const float *stage, float *t) {
-  stage_copy(b, first, count, hw, t, (float *)(uintptr_t)stage, 1);
+  stage_copy(b, first, count, hw, t, (float *)stage, 1);
 }
 
 void ds__cpu_copy_out(float *dst, const float *src, size_t n, int stream) {
