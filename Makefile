@@ -1,27 +1,36 @@
 # libdiffstride. Targets: all check valgrind check-gpu demo bench bench-gpu
 # install uninstall clean. Variables: PREFIX LIBDIR INCLUDEDIR DESTDIR CC CFLAGS,
 # SANITIZE=1 (ASan+UBSan build of the tests), CUDA=0 (leave the CUDA path
-# out), GOLDEN (golden cases directory), PYTHON, PYTHONDIR (where install
-# puts the Python package), THREADS and BENCH_ARGS (make bench).
+# out), GOLDEN (more directories of test vectors, beside tests/vectors),
+# PYTHON, PYTHONDIR (where install puts the Python package), THREADS and
+# BENCH_ARGS (make bench).
 
 VERSION    := 0.1.0
 SOVERSION  := 0
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
-GOLDEN     ?= ../shared/golden
+# The tests read the repository's vectors and those of every directory in GOLDEN.
+GOLDEN     ?=
+VECTOR_DIRS = tests/vectors $(GOLDEN)
 CFLAGS     ?= -O3 -g
 SANITIZE   ?= 0
 PYTHON     ?= python3
 PYTHON_VER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PYTHONDIR  ?= $(PREFIX)/lib/python$(PYTHON_VER)/dist-packages
 
-# Debian packages: the library needs FFTW; the tests need Check and Python.
+# Debian packages: the library needs FFTW; the tests need Check and Python,
+# and numpy in the PYTHON they run with (tools/pydeps.sh).
 LIB_DEPS   := libfftw3-dev
 TEST_DEPS  := check pkg-config python3 python3-numpy g++
+PY_DEPS    := numpy
 WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
               -Wstrict-prototypes -Wmissing-prototypes
 BASEFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude $(WARNINGS)
+# After CFLAGS, so that no CFLAGS undoes it: the geometry's float32
+# decisions are never fused into FMAs (docs/algorithm.md, "Discrete
+# decisions in float32"; tests/test_elementwise.c checks it).
+FPFLAGS    := -ffp-contract=off
 LIBS       := -lfftw3f -lm -lpthread
 
 # The libraries in lib/ are always the release build; SANITIZE=1 builds the
@@ -119,6 +128,7 @@ lib-deps:
 
 test-deps:
 	@tools/deps.sh $(TEST_DEPS)
+	@tools/pydeps.sh $(PYTHON) $(PY_DEPS)
 
 HEADERS    := $(wildcard include/*.h src/*.h src/cpu/*.h src/cuda/*.h)
 # Switching CUDA on or off changes what the libraries hold: this stamp,
@@ -128,15 +138,15 @@ $(CONFIG):
 	@mkdir -p build/release && rm -f build/release/with-cuda-* && touch $@
 build/release/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(CFLAGS) -c $< -o $@
+	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(CFLAGS) $(FPFLAGS) -c $< -o $@
 
 build/release/src/cuda/%.o: src/cuda/%.cu $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(NVCC) -std=c++17 -Iinclude -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) -std=c++17 -Iinclude -Xcompiler -fPIC,-fvisibility=hidden,-ffp-contract=off,-Wall,-Wextra $(NVCCFLAGS) -c $< -o $@
 
 build/sanitize/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(SANFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(SANFLAGS) $(CFLAGS) $(FPFLAGS) -c $< -o $@
 
 $(SHARED): $(LIB_OBJS) $(CONFIG)
 	@mkdir -p lib
@@ -163,7 +173,7 @@ $(TEST_BIN): $(TEST_OBJS) $(BUILD)/libdiffstride-test.a
 
 $(BUILD)/tests/%.o: tests/%.c $(wildcard tests/*.h include/*.h src/*.h src/cpu/*.h) | test-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) -Isrc $(CUDA_INC) $(SANFLAGS) $(CFLAGS) $$(pkg-config --cflags check) -c $< -o $@
+	$(CC) $(BASEFLAGS) -Isrc $(CUDA_INC) $(SANFLAGS) $(CFLAGS) $(FPFLAGS) $$(pkg-config --cflags check) -c $< -o $@
 
 $(CPP_TEST): tests/cpp_wrapper_test.cpp include/diffstride.hpp include/diffstride.h $(BUILD)/libdiffstride-test.a | test-deps
 	@mkdir -p $(dir $@)
@@ -173,14 +183,16 @@ $(GPU_TEST): $(BUILD)/tests/gpu/test_gpu.o $(BUILD)/tests/golden.o $(BUILD)/test
 	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(TEST_LIBS)
 
 check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAINER) $(TRAINER_GPU_TEST)
-	DS_GOLDEN_DIR=$(GOLDEN) $(TEST_BIN)
+	DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(TEST_BIN)
 	$(TRAINER_TEST)
 	tests/trainer/cli_test.sh $(TRAINER)
-	$(CPP_TEST) $(GOLDEN)
-	$(if $(GPU_TEST),DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "gpu: GPU suite not built (no CUDA path in this build)")
+	$(CPP_TEST) $(VECTOR_DIRS)
+	$(if $(GPU_TEST),DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(GPU_TEST),@echo "gpu: GPU suite not built (no CUDA path in this build)")
 	$(if $(TRAINER_GPU_TEST),$(TRAINER_GPU_TEST),@echo "trainer_gpu: not built (no CUDA backend in this build)")
-	$(PYTHON) tests/ffi_test.py $(SHARED) $(GOLDEN)
-	DIFFSTRIDE_LIB=$(SHARED) DS_GOLDEN_DIR=$(GOLDEN) $(PYTHON) -m unittest discover -s bindings/python/tests -t bindings/python
+	$(PYTHON) tools/make_vectors.py --check tests/vectors
+	$(PYTHON) tools/make_vectors.py --check-geometry tests/vectors/geometry.txt
+	$(PYTHON) tests/ffi_test.py $(SHARED) $(VECTOR_DIRS)
+	DIFFSTRIDE_LIB=$(SHARED) DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(PYTHON) -m unittest discover -s bindings/python/tests -t bindings/python
 	tests/check_exports.sh $(SHARED)
 	tests/install_test.sh
 
@@ -188,11 +200,11 @@ check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAIN
 # no leaks (FFTW's planner keeps some memory "still reachable" at exit).
 valgrind: all test-deps $(TEST_BIN)
 	@command -v valgrind >/dev/null || tools/deps.sh valgrind
-	DS_GOLDEN_DIR=$(GOLDEN) CK_FORK=no valgrind --error-exitcode=1 --leak-check=full \
+	DS_VECTOR_DIRS="$(VECTOR_DIRS)" CK_FORK=no valgrind --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=definite,indirect,possible $(TEST_BIN)
 
 check-gpu: all test-deps $(GPU_TEST) $(TRAINER_GPU_TEST)
-	$(if $(GPU_TEST),DS_REQUIRE_GPU=1 DS_GOLDEN_DIR=$(GOLDEN) $(GPU_TEST),@echo "check-gpu: no CUDA path in this build (nvcc not found, CUDA=0 or SANITIZE=1)"; exit 1)
+	$(if $(GPU_TEST),DS_REQUIRE_GPU=1 DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(GPU_TEST),@echo "check-gpu: no CUDA path in this build (nvcc not found, CUDA=0 or SANITIZE=1)"; exit 1)
 	$(if $(TRAINER_GPU_TEST),DS_REQUIRE_GPU=1 $(TRAINER_GPU_TEST),@echo "check-gpu: no trainer CUDA backend in this build (cuDNN not found)"; exit 1)
 
 trainer-deps:

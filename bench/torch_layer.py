@@ -3,12 +3,14 @@
 
 A port of the paper's reference layers (google-research/diffstride, TensorFlow
 /Keras, channels-first) as a PyTorch user would write them, following
-shared/spec/diffstride.md: forward with torch.fft, backward by autograd.
+docs/algorithm.md: forward with torch.fft, backward by autograd, the
+geometry on float32 tensors in the reference's order of operations.
 Tensors are (N, C, H, W) float32.
 
-    python3 bench/torch_layer.py --check [--golden DIR]
+    python3 bench/torch_layer.py --check [--vectors DIR ...]
 
-checks both layers against every golden file (y, dx and dstrides).
+checks both layers against every 2-D test vector (y, dx and dstrides) of
+tests/vectors (and the directories given).
 """
 import argparse
 import glob
@@ -39,24 +41,24 @@ def effective_strides(strides, h, w, smoothness, shared, lower, upper):
     to [lower, upper] is differentiated on the closed interval. With `shared`
     only strides[0] is read.
     """
-    min_h = h / (h - smoothness)
-    min_w = w / (w - smoothness)
+    size = torch.tensor([h, w], dtype=torch.float32, device=strides.device)
+    mins = size / (size - smoothness)  # float32, as the reference's f(H / f(H - R))
     if shared:
         s = strides[0:1].expand(2)
-        floor = torch.full_like(s, max(min_h, min_w))
+        floor = mins.max().expand(2)
     else:
         s = strides
-        floor = torch.tensor([min_h, min_w], dtype=s.dtype, device=s.device)
+        floor = mins
     raised = s + (torch.maximum(s, floor) - s).detach()
     return clip(raised, lower, upper)
 
 
 def ramp(threshold, positions, smoothness):
-    """Reference compute_adaptive_span_mask: clip((R + T - p) / R, 0, 1).
+    """Reference compute_adaptive_span_mask: clip((1/R) * ((R + T) - p), 0, 1).
 
-    threshold: scalar tensor, positions: (P,) -> (P,).
+    threshold: scalar tensor, positions: (P,) -> (P,), float32 in this order.
     """
-    return clip((smoothness + threshold - positions) / smoothness, 0.0, 1.0)
+    return clip((1.0 / smoothness) * ((smoothness + threshold) - positions), 0.0, 1.0)
 
 
 def horizontal_mask(w, stride, smoothness):
@@ -92,8 +94,8 @@ def diffstride(x, strides, smoothness=4.0, cropping=True, shared=False,
     m_w = horizontal_mask(w, s_w, smoothness)  # (W//2+1,)
     spectrum = torch.fft.rfft2(x)              # (N,C,H,W//2+1) complex64
     masked = spectrum * (m_h[:, None] * m_w[None, :])
-    if not cropping:
-        return torch.fft.irfft2(masked, s=(h, w))
+    if not cropping:  # the spectrum's own lengths: h x 2*(w//2)
+        return torch.fft.irfft2(masked)
     rows, cols = kept_indices(m_h), kept_indices(m_w)
     cropped = masked.index_select(-2, rows).index_select(-1, cols)
     return torch.fft.irfft2(cropped, s=(rows.numel(), 2 * (cols.numel() - 1)))
@@ -125,10 +127,11 @@ class DiffStride(torch.nn.Module):
 # --------------------------------------------------------- spectral pooling
 
 def spectral_pool_size(h, w, strides):
-    """(h', w'): h' = max(even floor(H/s_h), 2), w' = max(floor(W/s_w), 2)."""
-    out_h = math.floor(h / strides[0])
-    out_h = max(out_h - out_h % 2, 2)
-    return out_h, max(math.floor(w / strides[1]), 2)
+    """(h', w'): h' = max(even floor(H/s_h), 2), w' = max(floor(W/s_w), 2),
+    the quotients in float32 as the reference's."""
+    size = torch.tensor([h, w], dtype=torch.float32)
+    out_h, out_w = (int(v) for v in torch.floor(size / torch.tensor(strides, dtype=torch.float32)))
+    return max(out_h - out_h % 2, 2), max(out_w, 2)
 
 
 def spectral_pool(x, strides):
@@ -141,10 +144,10 @@ def spectral_pool(x, strides):
     return torch.fft.irfft2(rows[..., : out_w // 2 + 1], s=(out_h, out_w))
 
 
-# ------------------------------------------------------------ golden check
+# ------------------------------------------------------- test-vector check
 
 def read_golden(path):
-    """Parse a golden file into {key: list of str} (scalars) and float64 arrays."""
+    """Parse a test vector into {key: list of str} (scalars) and float64 arrays."""
     with open(path) as f:
         lines = f.read().split("\n")
     case, i = {}, 1
@@ -174,7 +177,7 @@ def rel_err(a, b):
 
 
 def run_case(case):
-    """Run one golden case in float32: {name: (relative error, tolerance)}."""
+    """Run one test vector in float32: {name: (relative error, tolerance)}."""
     shape = [int(v) for v in case["shape"]]
     x = case["x"].float().reshape(shape).requires_grad_(True)
     strides_in = [float(v) for v in case["strides"]]
@@ -207,34 +210,35 @@ def check_irfft2_convention():
     return rel_err(torch.fft.irfft2(z, s=(10, 12)), ref)
 
 
-def check(golden_dir):
-    """Check every golden file; returns the process exit status."""
+def check(vector_dirs):
+    """Check every 2-D test vector; returns the process exit status."""
     conv = check_irfft2_convention()
     ok = conv < 1e-5
     print(f"irfft2 convention (spec step 9, non-Hermitian input): rel err {conv:.2e}"
           f" {'ok' if ok else 'FAIL'}")
-    paths = sorted(glob.glob(os.path.join(golden_dir, "*.txt")))
+    paths = [p for d in vector_dirs for op in ("diffstride_", "spectral_pool_")
+             for p in sorted(glob.glob(os.path.join(d, op + "*.txt")))]
     for path in paths:
         errs = run_case(read_golden(path))
         bad = [k for k, (e, tol) in errs.items() if not e < tol]
         ok = ok and not bad
         cols = "  ".join(f"{k} {e:.2e}" for k, (e, _) in errs.items())
         print(f"{os.path.basename(path):24s} {cols}  {'FAIL ' + ','.join(bad) if bad else 'ok'}")
-    print(f"{len(paths)} golden files: {'all passed' if ok and paths else 'FAILED'}")
+    print(f"{len(paths)} test vectors: {'all passed' if ok and paths else 'FAILED'}")
     return 0 if ok and paths else 1
 
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="verify against the golden files")
-    parser.add_argument("--golden", default=os.path.join(here, "..", "..", "shared", "golden"),
-                        help="golden directory (default: ../shared/golden beside the repo)")
+    parser.add_argument("--check", action="store_true", help="verify against the test vectors")
+    parser.add_argument("--vectors", nargs="*", default=[],
+                        help="more directories of test vectors (tests/vectors is always read)")
     args = parser.parse_args()
     if not args.check:
         parser.print_help()
         return 0
-    return check(args.golden)
+    return check([os.path.join(here, "..", "tests", "vectors")] + args.vectors)
 
 
 if __name__ == "__main__":

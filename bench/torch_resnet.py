@@ -8,7 +8,7 @@ strided convolutions, spectral pooling or DiffStride (bench/torch_layer.py).
         [--device cpu|cuda] [--precision fp32|tf32|bf16] [--channels-last]
         [--profile] [--csv]
 
-The network of shared/spec/diffstride.md (as the C trainer in
+The network of docs/trainer.md, "The network" (as the C trainer in
 examples/resnet18 builds it), NCHW, trained on one random batch (fixed seed):
 softmax cross-entropy with label smoothing 0.2, SGD lr 0.1, momentum 0.9,
 weight decay 5e-4 on the conv and linear weights only. After --warmup steps,

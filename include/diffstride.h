@@ -20,7 +20,10 @@
  *
  * The exact semantics (masks, crops, inverse-transform convention, gradient
  * conventions) are those of the paper's reference layer; docs/algorithm.md
- * writes them out.
+ * writes them out. Like the reference, the library makes the discrete
+ * decisions (effective strides, output sizes, kept frequencies, where the
+ * stride gradient passes) in float32 arithmetic, so that both give the same
+ * shapes at strides such as 1.4 on 14 pixels where double would not.
  */
 #ifndef DIFFSTRIDE_H
 #define DIFFSTRIDE_H
@@ -113,7 +116,7 @@ DS_API const char *ds_context_last_error(const ds_context *ctx);
 
 typedef struct ds_diffstride_desc {
   float smoothness;  /* R > 0, default 4 */
-  int cropping;      /* default 1; 0 keeps the input size (mask only) */
+  int cropping;      /* default 1; 0 keeps the spectrum whole (mask only): h x 2*(w/2) */
   int shared_stride; /* default 0; when 1 only strides[0] is read */
   float lower_limit; /* default 1; > 0 */
   float upper_limit; /* default +INFINITY */
@@ -132,7 +135,9 @@ DS_API ds_status ds_diffstride_effective_strides(const ds_diffstride_desc *desc,
                                                  const float strides[2], float effective[2]);
 
 /* Output image size for an h x w input (cropping on: the frequencies whose
- * mask is positive; cropping off: h x w). Requires h > R, w > R, h, w >= 2. */
+ * mask is positive; cropping off: h x 2*(w/2), so an odd width loses its last
+ * column, as the reference's irfft2d at the spectrum's own lengths does).
+ * Requires h > R, w > R, h, w >= 2. */
 DS_API ds_status ds_diffstride_output_size(const ds_diffstride_desc *desc, int h, int w,
                                            const float strides[2], int *out_h, int *out_w);
 
@@ -198,7 +203,8 @@ DS_API ds_status ds_diffstride_backward_reserved(ds_context *ctx, const ds_diffs
  * desc->layout (DS_LAYOUT_NCL or DS_LAYOUT_NLC): one stride, raised to
  * l/(l-R) and clipped to the limits; the mask m(T, k) with T = max(l/s', 2)/2
  * + 1 on the rfft bins k = 0..l/2; cropping keeps the K bins with m > 0 and
- * gives length 2(K-1), cropping off keeps l. desc->shared_stride is not
+ * gives length 2(K-1), cropping off gives 2*(l/2) (an odd length loses its
+ * last sample). desc->shared_stride is not
  * used. Requires l > R and l >= 2. */
 DS_API ds_status ds_diffstride1d_effective_stride(const ds_diffstride_desc *desc, int l,
                                                   float stride, float *effective);
@@ -232,7 +238,8 @@ DS_API ds_status ds_diffstride1d_backward_reserved(ds_context *ctx, const ds_dif
 /* ---------------------------------------------------------- spectral pooling */
 
 /* Output size of fixed spectral pooling with strides >= 1:
- * out_h = max(floor(h/s_h) rounded down to even, 2), out_w = max(floor(w/s_w), 2). */
+ * out_h = max(floor(h/s_h) rounded down to even, 2), out_w = max(floor(w/s_w), 2),
+ * each quotient a float32 division as in the reference. */
 DS_API ds_status ds_spectral_pool_output_size(int h, int w, const float strides[2], int *out_h,
                                               int *out_w);
 

@@ -297,7 +297,7 @@ using TensorView1d = BasicTensorView<T, 3>;
 /// ds_diffstride_desc with the library's defaults.
 struct DiffStrideOptions {
   float smoothness = 4.0f;  // R > 0
-  bool cropping = true;     // false: the output keeps the input size (mask only)
+  bool cropping = true;     // false: mask only, the output is h x 2*(w/2)
   bool shared_stride = false;
   float lower_limit = 1.0f;
   float upper_limit = std::numeric_limits<float>::infinity();

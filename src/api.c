@@ -21,8 +21,8 @@ ds_status ds_diffstride_effective_strides(const ds_diffstride_desc *desc, int h,
   ds_status st = ds__diffstride_geometry(NULL, desc, h, w, strides, &g, &s);
   if (st == DS_OK) st = ds__check_ptr(NULL, effective, "effective");
   if (st != DS_OK) return st;
-  effective[0] = (float)s.eff[0];
-  effective[1] = (float)s.eff[1];
+  effective[0] = s.eff[0];
+  effective[1] = s.eff[1];
   return DS_OK;
 }
 
@@ -175,7 +175,7 @@ ds_status ds_diffstride1d_effective_stride(const ds_diffstride_desc *desc, int l
   ds_stride_state s;
   ds_status st = ds__diffstride1d_geometry(NULL, desc, l, stride, &g, &s);
   if (st == DS_OK) st = ds__check_ptr(NULL, effective, "effective");
-  if (st == DS_OK) *effective = (float)s.eff[1];
+  if (st == DS_OK) *effective = s.eff[1];
   return st;
 }
 

@@ -33,12 +33,56 @@ DS_HD int ds_position_h(int r, int h) {
   return r < (h - 1) / 2 ? r + 1 : h - 1 - r;
 }
 
-/* Value of the ramp's argument (R + T - p) / R; the mask is it clipped to [0, 1]. */
-DS_HD double ds_ramp_arg(double t, double p, double r) { return (r + t - p) / r; }
+/* IEEE float32 operations, one rounding each and never fused into an FMA:
+ * the layer's discrete decisions (sizes, kept bins, where the stride
+ * gradient passes) are made in the reference layer's float32 arithmetic
+ * (docs/algorithm.md, "Discrete decisions in float32"). The device uses
+ * nvcc's round-to-nearest intrinsics, which it never contracts; the host
+ * code is compiled with -ffp-contract=off and FLT_EVAL_METHOD 0 (checked
+ * in geometry.c). */
+DS_HD float ds_f32_add(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return (float)(a + b);
+#endif
+}
 
-DS_HD double ds_ramp(double t, double p, double r) {
-  double v = ds_ramp_arg(t, p, r);
-  return v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v);
+DS_HD float ds_f32_sub(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fsub_rn(a, b);
+#else
+  return (float)(a - b);
+#endif
+}
+
+DS_HD float ds_f32_mul(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return (float)(a * b);
+#endif
+}
+
+DS_HD float ds_f32_div(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fdiv_rn(a, b);
+#else
+  return (float)(a / b);
+#endif
+}
+
+/* The ramp's argument v = c ((R + T) - p) at position p, with c = f(1/R),
+ * in float32 in the reference's order of operations. The mask is v clipped
+ * to [0, 1]; a bin is kept when v > 0; the ramp passes the stride gradient
+ * when 0 <= v <= 1. T = +inf (a 1-D layer's rows) gives v = +inf. */
+DS_HD float ds_ramp_arg(float t, int p, float r, float c) {
+  return ds_f32_mul(c, ds_f32_sub(ds_f32_add(r, t), (float)p));
+}
+
+DS_HD float ds_ramp(float t, int p, float r, float c) {
+  float v = ds_ramp_arg(t, p, r, c);
+  return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
 }
 
 /* Spectrum row (0..H-1) of cropped row i: the first rows_lo cropped rows are

@@ -1,8 +1,16 @@
 /* Geometry of the crop (effective strides, thresholds, kept rows and bins),
  * the masks, and the stride gradient: host code shared by both backends. */
+#include <float.h>
 #include <math.h>
 
 #include "masks.h"
+
+/* Every discrete decision below is float32 arithmetic with one rounding per
+ * operation (the ds_f32_* operations), as the reference layer makes it: an
+ * evaluation in a wider type would move sizes and kept bins. */
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "libdiffstride needs float arithmetic evaluated in float (FLT_EVAL_METHOD 0; on 32-bit x86: -msse2 -mfpmath=sse)"
+#endif
 
 static ds_status check_strides(ds_context *ctx, const float strides[2], int count, double min) {
   if (!strides) return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "strides: NULL pointer");
@@ -13,39 +21,50 @@ static ds_status check_strides(ds_context *ctx, const float strides[2], int coun
   return DS_OK;
 }
 
+/* The smallest stride of an axis of n pixels, f(n / f(n - R)): the target
+ * size plus the ramp's width then fits in the axis. */
+static float min_stride(int n, float r) { return ds_f32_div((float)n, ds_f32_sub((float)n, r)); }
+
+/* The target size max(f(n / s'), 2) of an axis of n pixels. */
+static float target_size(int n, float eff) { return fmaxf(ds_f32_div((float)n, eff), 2.0f); }
+
 /* The stride of one axis clipped to the limits, given it raised to the
  * minimum stride; records whether the clip lets the gradient through
  * (closed interval). */
-static void clip_stride(const ds_diffstride_desc *d, double raised, int axis, ds_stride_state *s) {
+static void clip_stride(const ds_diffstride_desc *d, float raised, int axis, ds_stride_state *s) {
   if (raised >= d->lower_limit && raised <= d->upper_limit) s->in_limits |= 1 << axis;
-  s->eff[axis] = fmin(fmax(raised, d->lower_limit), d->upper_limit);
+  s->eff[axis] = fminf(fmaxf(raised, d->lower_limit), d->upper_limit);
 }
 
-/* Step 1 of the spec: raise to the minimum stride, then clip to the limits. */
+/* Step 1: raise to the minimum stride, then clip to the limits. */
 static void effective_strides(const ds_diffstride_desc *d, int h, int w, const float strides[2],
                               ds_stride_state *s) {
-  double r = d->smoothness, min_h = h / (h - r), min_w = w / (w - r);
+  float min_h = min_stride(h, d->smoothness), min_w = min_stride(w, d->smoothness);
   *s = (ds_stride_state){.shared = d->shared_stride};
-  double shared = fmax(strides[0], fmax(min_h, min_w));
-  clip_stride(d, d->shared_stride ? shared : fmax(strides[0], min_h), 0, s);
-  clip_stride(d, d->shared_stride ? shared : fmax(strides[1], min_w), 1, s);
+  float shared = fmaxf(strides[0], fmaxf(min_h, min_w));
+  clip_stride(d, d->shared_stride ? shared : fmaxf(strides[0], min_h), 0, s);
+  clip_stride(d, d->shared_stride ? shared : fmaxf(strides[1], min_w), 1, s);
 }
 
-/* Cropping on: the rows and bins whose mask is positive. Rows below h/2 have
- * increasing positions, the others decreasing, so the kept rows form a block
- * at each end of the spectrum. Cropping off: every row and bin. */
+/* A DiffStride crop of an h x w image before its thresholds and size. */
+static ds_crop masked_crop(int h, int w, float r) {
+  return (ds_crop){.h = h, .w = w, .kw = w / 2 + 1, .masked = 1, .r = r, .rinv = (float)(1.0 / r)};
+}
+
+/* Cropping on: the rows and bins whose ramp argument is positive. Rows
+ * below h/2 have increasing positions, the others decreasing, so the kept
+ * rows form a block at each end of the spectrum. Cropping off: every row
+ * and bin, inverted at the spectrum's own length 2 (kw - 1) as the
+ * reference's irfft2d does (an odd width loses a column). */
 static void crop_to_mask(ds_crop *g, int cropping) {
-  if (!cropping) {
-    g->out_h = g->rows_lo = g->h;
-    g->out_w = g->w;
-    g->kc = g->kw;
-    return;
+  int lo = g->h, hi = 0, kc = g->kw;
+  if (cropping) {
+    lo = kc = 0;
+    for (int r = 0; r < g->h; r++)
+      if (ds_ramp_arg(g->t_h, ds_position_h(r, g->h), g->r, g->rinv) > 0.0f) *(r < g->h / 2 ? &lo : &hi) += 1;
+    for (int k = 0; k < g->kw; k++)
+      if (ds_ramp_arg(g->t_w, k, g->r, g->rinv) > 0.0f) kc++;
   }
-  int lo = 0, hi = 0, kc = 0;
-  for (int r = 0; r < g->h; r++)
-    if (ds_ramp(g->t_h, ds_position_h(r, g->h), g->r) > 0.0) *(r < g->h / 2 ? &lo : &hi) += 1;
-  for (int k = 0; k < g->kw; k++)
-    if (ds_ramp(g->t_w, k, g->r) > 0.0) kc++;
   g->rows_lo = lo;
   g->out_h = lo + hi;
   g->kc = kc;
@@ -63,16 +82,16 @@ ds_status ds__diffstride_geometry(ds_context *ctx, const ds_diffstride_desc *d, 
                     "h x w: %d x %d, both must exceed desc->smoothness (%g)", h, w,
                     (double)d->smoothness);
   effective_strides(d, h, w, strides, s);
-  *g = (ds_crop){.h = h, .w = w, .kw = w / 2 + 1, .masked = 1, .r = d->smoothness};
-  g->t_h = fmax(h / s->eff[0], 2.0) / 2.0;
-  g->t_w = fmax(w / s->eff[1], 2.0) / 2.0 + 1.0;
+  *g = masked_crop(h, w, d->smoothness);
+  g->t_h = ds_f32_div(target_size(h, s->eff[0]), 2.0f);
+  g->t_w = ds_f32_add(ds_f32_div(target_size(w, s->eff[1]), 2.0f), 1.0f);
   crop_to_mask(g, d->cropping);
   return DS_OK;
 }
 
 /* 1-D: the horizontal half of the layer, as a crop of a 1 x l image whose
- * rows are never masked (T_h infinite: the ramp is 1 and outside [0, 1] for
- * the gradient) and whose stride is eff[1]. */
+ * rows are never masked (T_h infinite: the ramp's argument is +inf, so the
+ * mask is 1 and the row passes no gradient) and whose stride is eff[1]. */
 ds_status ds__diffstride1d_geometry(ds_context *ctx, const ds_diffstride_desc *d, int l,
                                     float stride, ds_crop *g, ds_stride_state *s) {
   ds_status st = ds__check_desc(ctx, d);
@@ -82,12 +101,20 @@ ds_status ds__diffstride1d_geometry(ds_context *ctx, const ds_diffstride_desc *d
                     l, (double)d->smoothness);
   if (!isfinite(stride))
     return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "stride: %g, must be finite", (double)stride);
-  *s = (ds_stride_state){.eff = {1.0, 1.0}};
-  clip_stride(d, fmax(stride, l / (l - (double)d->smoothness)), 1, s);
-  *g = (ds_crop){.h = 1, .w = l, .kw = l / 2 + 1, .masked = 1, .r = d->smoothness, .t_h = INFINITY};
-  g->t_w = fmax(l / s->eff[1], 2.0) / 2.0 + 1.0;
+  *s = (ds_stride_state){.eff = {1.0f, 1.0f}};
+  clip_stride(d, fmaxf(stride, min_stride(l, d->smoothness)), 1, s);
+  *g = masked_crop(1, l, d->smoothness);
+  g->t_h = INFINITY;
+  g->t_w = ds_f32_add(ds_f32_div(target_size(l, s->eff[1]), 2.0f), 1.0f);
   crop_to_mask(g, d->cropping);
   return DS_OK;
+}
+
+/* floor(f(n / s)) for a stride s >= 1; n where f(n) rounded above n
+ * (n > 2^24), so that the size stays an int. */
+static int pooled_size(int n, float s) {
+  float q = floorf(ds_f32_div((float)n, s));
+  return q < (float)n ? (int)q : n;
 }
 
 ds_status ds__spectral_geometry(ds_context *ctx, int h, int w, const float strides[2],
@@ -95,7 +122,7 @@ ds_status ds__spectral_geometry(ds_context *ctx, int h, int w, const float strid
   ds_status st = ds__check_image(ctx, h, w);
   if (st == DS_OK) st = check_strides(ctx, strides, 2, 1.0);
   if (st != DS_OK) return st;
-  int oh = (int)floor(h / (double)strides[0]), ow = (int)floor(w / (double)strides[1]);
+  int oh = pooled_size(h, strides[0]), ow = pooled_size(w, strides[1]);
   oh -= oh % 2;
   *g = (ds_crop){.h = h, .w = w, .kw = w / 2 + 1, .masked = 0};
   g->out_h = oh < 2 ? 2 : oh;
@@ -128,17 +155,18 @@ void ds__mask_gradients(const ds_crop *g, const double *sums, double *gh, double
 }
 
 /* dL/dT = (1/R) * sum of dL/dm over the positions where the ramp's argument
- * lies in [0, 1]; T = max(n/s', 2)/2 (+1), so dT/ds' = -n/(2 s'^2) when
- * n/s' >= 2, else 0. gm is gh (axis 0) or gw (axis 1). */
-static double axis_gradient(const ds_crop *g, int axis, const double *gm, double eff) {
-  double t = axis ? g->t_w : g->t_h, dt = 0.0;
+ * lies in [0, 1]; T = max(f(n/s'), 2)/2 (+1), so dT/ds' = -n/(2 s'^2) when
+ * f(n/s') >= 2, else 0. gm is gh (axis 0) or gw (axis 1). */
+static double axis_gradient(const ds_crop *g, int axis, const double *gm, float eff) {
+  float t = axis ? g->t_w : g->t_h;
   int count = axis ? g->kc : g->out_h, n = axis ? g->w : g->h;
+  double dt = 0.0;
   for (int i = 0; i < count; i++) {
-    double v = ds_ramp_arg(t, crop_position(g, axis, i), g->r);
-    if (v >= 0.0 && v <= 1.0) dt += gm[i];
+    float v = ds_ramp_arg(t, crop_position(g, axis, i), g->r, g->rinv);
+    if (v >= 0.0f && v <= 1.0f) dt += gm[i];
   }
-  if (n / eff < 2.0) return 0.0;
-  return dt / g->r * 0.5 * (-n / (eff * eff));
+  if (ds_f32_div((float)n, eff) < 2.0f) return 0.0;
+  return dt / g->r * 0.5 * (-n / ((double)eff * eff));
 }
 
 void ds__stride_gradient(const ds_crop *g, const ds_stride_state *s, const double *gh,

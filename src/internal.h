@@ -27,13 +27,13 @@ typedef struct ds_crop {
   int kc;           /* out_w/2 + 1 kept bins */
   int rows_lo;      /* kept rows 0..rows_lo-1, then h-(out_h-rows_lo)..h-1 */
   int masked;       /* 0 for spectral pooling: the mask is all ones */
-  double r;         /* smoothness R */
-  double t_h, t_w;  /* ramp thresholds T_h, T_w */
+  float r, rinv;    /* smoothness R and f(1/R) */
+  float t_h, t_w;   /* ramp thresholds T_h, T_w (float32, as the reference's) */
 } ds_crop;
 
 /* The strides, as the gradient needs them (DiffStride only). */
 typedef struct ds_stride_state {
-  double eff[2];   /* effective strides s' */
+  float eff[2];    /* effective strides s' */
   int in_limits;   /* the stride-limit clip passes the gradient (per axis bits 1, 2) */
   int shared;      /* shared_stride */
 } ds_stride_state;

@@ -12,12 +12,12 @@
 DS_HD float ds_mask_row(const ds_crop *g, int i) {
   if (!g->masked) return 1.0f;
   int r = ds_source_row(i, g->h, g->out_h, g->rows_lo);
-  return (float)ds_ramp(g->t_h, ds_position_h(r, g->h), g->r);
+  return ds_ramp(g->t_h, ds_position_h(r, g->h), g->r, g->rinv);
 }
 
 /* m_w of bin k (1 for spectral pooling). */
 DS_HD float ds_mask_bin(const ds_crop *g, int k) {
-  return g->masked ? (float)ds_ramp(g->t_w, k, g->r) : 1.0f;
+  return g->masked ? ds_ramp(g->t_w, k, g->r, g->rinv) : 1.0f;
 }
 
 #endif /* DS_MASKS_H */

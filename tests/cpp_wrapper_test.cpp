@@ -1,9 +1,9 @@
-// Tests of the C++17 wrapper include/diffstride.hpp: golden cases through the
+// Tests of the C++17 wrapper include/diffstride.hpp: test vectors through the
 // wrapper, bit-for-bit agreement with the C API, exceptions (status and
 // message), Context ownership, the complexity penalty and the 1-D layer
 // against a naive float64 DFT reference written here.
 //
-// Usage: cpp_wrapper_test [GOLDEN_DIR]   (else $DS_GOLDEN_DIR, else ../shared/golden)
+// Usage: cpp_wrapper_test [VECTOR_DIR...]   (else $DS_VECTOR_DIRS, else tests/vectors)
 // Prints one line per failed check and "cpp: N passed, M failed"; exits 1 on failure.
 #include <cmath>
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -178,7 +179,7 @@ bool load_case(const std::string &dir, const char *op, int k, Golden &g) {
   const std::string path = dir + "/" + name;
   if (!file_exists(path)) {
     if (k == 0)
-      EXPECT(false, "golden case " + path + " not found (pass the directory as argv[1] or DS_GOLDEN_DIR)");
+      EXPECT(false, "test vector " + path + " not found (pass the directories as arguments or in DS_VECTOR_DIRS)");
     return false;
   }
   g_section = std::string("golden ") + name;
@@ -884,8 +885,14 @@ void diffstride1d() {
 }  // namespace
 
 int main(int argc, char **argv) {
-  const char *env = std::getenv("DS_GOLDEN_DIR");
-  const std::string dir = argc > 1 ? argv[1] : (env && *env ? env : "../shared/golden");
+  // The test vectors' directories: the arguments, else $DS_VECTOR_DIRS
+  // (separated by spaces), else tests/vectors.
+  std::vector<std::string> dirs(argv + 1, argv + argc);
+  if (dirs.empty()) {
+    const char *env = std::getenv("DS_VECTOR_DIRS");
+    std::istringstream listed(env && *env ? env : "tests/vectors");
+    for (std::string d; listed >> d;) dirs.push_back(d);
+  }
   const std::pair<const char *, void (*)()> suites[] = {
       {"options and penalty", options_and_penalty},
       {"bitwise vs C", bitwise_vs_c},
@@ -893,8 +900,10 @@ int main(int argc, char **argv) {
       {"context", context},
       {"1-D", diffstride1d}};
   try {
-    golden_diffstride(dir);
-    golden_spectral_pool(dir);
+    for (const std::string &dir : dirs) {
+      golden_diffstride(dir);
+      golden_spectral_pool(dir);
+    }
   } catch (const std::exception &e) {
     expect(false, std::string("unexpected exception: ") + e.what(), __LINE__);
   }

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Checks the shared library through its C ABI alone, from Python's ctypes.
 
-Usage: python3 tests/ffi_test.py LIB.so GOLDEN_DIR
+Usage: python3 tests/ffi_test.py LIB.so VECTOR_DIR...
 
 Pure standard library. Loads LIB.so, declares the prototypes it calls (and
-ds_diffstride_desc), then checks the version, the status strings, one
-DiffStride golden case and one spectral pooling golden case (forward and
-backward, at the tolerances of GOLDEN_DIR/README.md) and one error path.
-Prints a line per check and "ffi: N passed, M failed"; exits 1 on any
-failure, or when the library or the golden directory cannot be used.
+ds_diffstride_desc), then checks the version, the status strings, and in
+each VECTOR_DIR (tests/vectors and the like) the first DiffStride case and
+the first spectral pooling case (forward and backward, at the tolerances of
+tests/vectors/README.md), and one error path. Prints a line per check and
+"ffi: N passed, M failed"; exits 1 on any failure, or when the library or a
+vector directory cannot be used.
 """
 import ctypes
 import math
@@ -280,17 +281,20 @@ def check_null_x(ck, lib, ctx, desc, strides, g):
 
 
 def main(argv):
-    if len(argv) != 3:
-        print("usage: %s LIB.so GOLDEN_DIR" % argv[0])
+    if len(argv) < 3:
+        print("usage: %s LIB.so VECTOR_DIR..." % argv[0])
         sys.exit(2)
-    lib_path, golden_dir = argv[1], argv[2]
-    if not os.path.isdir(golden_dir):
-        die("golden directory %s not found" % golden_dir)
+    lib_path, vector_dirs = argv[1], argv[2:]
+    cases = []
+    for d in vector_dirs:
+        if not os.path.isdir(d):
+            die("vector directory %s not found" % d)
+        g_ds = load_golden(os.path.join(d, "diffstride_00.txt"))
+        g_sp = load_golden(os.path.join(d, "spectral_pool_00.txt"))
+        if g_ds["op"] != ["diffstride"] or g_sp["op"] != ["spectral_pool"]:
+            die("unexpected op in the cases of %s" % d)
+        cases.append((g_ds, g_sp))
     lib = load_library(lib_path)
-    g_ds = load_golden(os.path.join(golden_dir, "diffstride_00.txt"))
-    g_sp = load_golden(os.path.join(golden_dir, "spectral_pool_00.txt"))
-    if g_ds["op"] != ["diffstride"] or g_sp["op"] != ["spectral_pool"]:
-        die("unexpected op in the golden cases")
 
     ck = Checker()
     check_version(ck, lib)
@@ -302,8 +306,9 @@ def main(argv):
         print("ffi: %d passed, %d failed" % (ck.passed, ck.failed))
         sys.exit(1)
     try:
-        desc, strides = check_diffstride(ck, lib, ctx, g_ds)
-        check_spectral(ck, lib, ctx, g_sp)
+        for g_ds, g_sp in cases:
+            desc, strides = check_diffstride(ck, lib, ctx, g_ds)
+            check_spectral(ck, lib, ctx, g_sp)
         check_null_x(ck, lib, ctx, desc, strides, g_ds)
     finally:
         lib.ds_context_destroy(ctx)

@@ -66,7 +66,7 @@ void ref_output_size(const ref_layer *l, int h, int w, int *out_h, int *out_w) {
   if (!l->diffstride)
     *out_w = (int)fmax(floor(w / l->s[1]), 2);
   else
-    *out_w = l->cropping ? 2 * (kept_cols(l, h, w) - 1) : w;
+    *out_w = 2 * (kept_cols(l, h, w) - 1); /* cropping off: 2 (w/2), an odd width loses a column */
 }
 
 /* Z[i][k] = mask * X[rows[i]][k], X the full 2-D DFT computed term by term. */

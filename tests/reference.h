@@ -1,6 +1,9 @@
-/* An independent float64 implementation of the spec (shared/spec/diffstride.md)
- * for the tests: naive DFTs over the full spectrum, no FFT library, none of
- * the library's code. One image at a time. */
+/* An independent float64 implementation of docs/algorithm.md for the
+ * tests: naive DFTs over the full spectrum, no FFT library, none of the
+ * library's code. One image at a time. Its discrete decisions (sizes, kept
+ * bins) are evaluated in double: the tests use it away from the strides
+ * where the layer is not differentiable (ref_kink_distance), where float32
+ * and double decide alike; tests/vectors pins the float32 decisions. */
 #ifndef DS_TEST_REFERENCE_H
 #define DS_TEST_REFERENCE_H
 

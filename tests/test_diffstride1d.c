@@ -1,5 +1,5 @@
-/* 1-D DiffStride against an independent float64 implementation of the
- * spec's section "1D DiffStride" written here (naive DFTs): forward, dx (the
+/* 1-D DiffStride against an independent float64 implementation of
+ * docs/algorithm.md section 11 written here (naive DFTs): forward, dx (the
  * reference's transpose) and dstride (central finite differences away from
  * the ramp's kinks), both layouts, the training calls against the plain
  * ones, and the error paths. */
@@ -21,8 +21,9 @@ static double eff1d(const layer1d *l, int n) { return fmin(fmax(fmax(l->s, n / (
 static double thr1d(const layer1d *l, int n) { return fmax(n / eff1d(l, n), 2.0) / 2.0 + 1.0; }
 static double mask1d(const layer1d *l, int n, int k) { return fmin(fmax((l->r + thr1d(l, n) - k) / l->r, 0.0), 1.0); }
 
+/* Cropping off inverts at the spectrum's own length 2 (n/2). */
 static int out1d(const layer1d *l, int n) {
-  if (!l->cropping) return n;
+  if (!l->cropping) return 2 * (n / 2);
   int kept = 0;
   while (kept <= n / 2 && mask1d(l, n, kept) > 0.0) kept++;
   return 2 * (kept - 1);
@@ -152,8 +153,10 @@ START_TEST(test_effective_and_sizes) {
   ck_assert_int_eq(ds_diffstride1d_output_size(&d, 64, 2.0f, &out), DS_OK); /* T = 17: bins 0..20 */
   ck_assert_int_eq(out, 40);
   d.cropping = 0;
-  ck_assert_int_eq(ds_diffstride1d_output_size(&d, 63, 2.0f, &out), DS_OK);
-  ck_assert_int_eq(out, 63);
+  ck_assert_int_eq(ds_diffstride1d_output_size(&d, 63, 2.0f, &out), DS_OK); /* odd: one sample lost */
+  ck_assert_int_eq(out, 62);
+  ck_assert_int_eq(ds_diffstride1d_output_size(&d, 64, 2.0f, &out), DS_OK);
+  ck_assert_int_eq(out, 64);
 }
 END_TEST
 

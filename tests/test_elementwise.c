@@ -1,7 +1,8 @@
-/* The per-element functions of src/elementwise.h, which the CPU backend runs
- * now and the CUDA kernels will run too, against values written out from
- * the spec (shared/spec/diffstride.md) and direct index formulas. */
+/* The per-element functions of src/elementwise.h, which the CPU backend and
+ * the CUDA kernels run, against values written out from docs/algorithm.md
+ * and direct index formulas. */
 #include <complex.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -42,39 +43,63 @@ END_TEST
 
 /* ------------------------------------------------------ ds_ramp_arg/ramp */
 
-/* (R + T - p) / R and its clip to [0, 1], on values exact in binary: inside
- * the ramp, exactly at its ends (which the gradient treats as inside), and
- * clipped on both sides; R = 4 (the default) and R = 0.5. */
+/* The ramp's argument c ((R + T) - p), c = f(1/R), and its clip to [0, 1]:
+ * values exact in binary (inside the ramp, exactly at its ends, clipped on
+ * both sides, R < 1, T_w = t_w/2 + 1), and two where the reference's float32
+ * order of operations gives another float than a natural rewrite:
+ * (R + T - p) / R (R = 3) and c (R + (T - p)) (T = 16 - 2^-20, where
+ * R + T rounds to 20 first). */
 START_TEST(test_ramp) {
   static const struct {
-    double t, p, r, arg, ramp;
+    float t;
+    int p;
+    float r, arg, ramp;
   } v[] = {
-      {8.0, 9.0, 4.0, 0.75, 0.75},   {8.0, 11.0, 4.0, 0.25, 0.25},  /* inside */
-      {8.0, 12.0, 4.0, 0.0, 0.0},    {8.0, 8.0, 4.0, 1.0, 1.0},     /* the ends, exactly */
-      {8.0, 13.0, 4.0, -0.25, 0.0},  {8.0, 40.0, 4.0, -7.0, 0.0},   /* clipped below */
-      {8.0, 5.0, 4.0, 1.75, 1.0},    {8.0, 0.0, 4.0, 3.0, 1.0},     /* clipped above */
-      {2.25, 2.5, 0.5, 0.5, 0.5},    {2.25, 2.0, 0.5, 1.5, 1.0},    /* R < 1, T not integer */
-      {2.25, 2.75, 0.5, 0.0, 0.0},   {2.25, 3.0, 0.5, -0.5, 0.0},
-      {9.5, 10.0, 4.0, 0.875, 0.875}, {9.5, 13.5, 4.0, 0.0, 0.0},  /* T_w = t_w/2 + 1 */
+      {8.0f, 9, 4.0f, 0.75f, 0.75f},   {8.0f, 11, 4.0f, 0.25f, 0.25f},  /* inside */
+      {8.0f, 12, 4.0f, 0.0f, 0.0f},    {8.0f, 8, 4.0f, 1.0f, 1.0f},     /* the ends, exactly */
+      {8.0f, 13, 4.0f, -0.25f, 0.0f},  {8.0f, 40, 4.0f, -7.0f, 0.0f},   /* clipped below */
+      {8.0f, 5, 4.0f, 1.75f, 1.0f},    {8.0f, 0, 4.0f, 3.0f, 1.0f},     /* clipped above */
+      {2.25f, 2, 0.5f, 1.5f, 1.0f},    {2.75f, 3, 0.5f, 0.5f, 0.5f},    /* R < 1 */
+      {2.25f, 3, 0.5f, -0.5f, 0.0f},   {9.5f, 10, 4.0f, 0.875f, 0.875f}, /* T_w = t_w/2 + 1 */
+      {0.5f, 1, 3.0f, 0x1.aaaaacp-1f, 0x1.aaaaacp-1f},                    /* (R+T-p)/R: 0x1.aaaaaap-1 */
+      {0x1.fffffep+3f, 16, 4.0f, 1.0f, 1.0f},                             /* c (R+(T-p)): 0x1.fffff8p-1 */
   };
   for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
-    ck_assert_msg(ds_ramp_arg(v[k].t, v[k].p, v[k].r) == v[k].arg, "case %zu: arg %.17g, want %.17g", k,
-                  ds_ramp_arg(v[k].t, v[k].p, v[k].r), v[k].arg);
-    ck_assert_msg(ds_ramp(v[k].t, v[k].p, v[k].r) == v[k].ramp, "case %zu: ramp %.17g, want %.17g", k,
-                  ds_ramp(v[k].t, v[k].p, v[k].r), v[k].ramp);
+    float r = v[k].r, c = (float)(1.0 / r);
+    ck_assert_msg(ds_ramp_arg(v[k].t, v[k].p, r, c) == v[k].arg, "case %zu: arg %a, want %a", k,
+                  (double)ds_ramp_arg(v[k].t, v[k].p, r, c), (double)v[k].arg);
+    ck_assert_msg(ds_ramp(v[k].t, v[k].p, r, c) == v[k].ramp, "case %zu: ramp %a, want %a", k,
+                  (double)ds_ramp(v[k].t, v[k].p, r, c), (double)v[k].ramp);
   }
 }
 END_TEST
 
-/* Over a sweep of positions the ramp is 1 up to T, falls linearly (slope
- * -1/R) to 0 at T + R, and stays 0. */
+/* Over a sweep of thresholds and positions the ramp is 1 up to T, falls
+ * linearly (slope -1/R) to 0 at T + R, and stays 0. */
 START_TEST(test_ramp_shape) {
-  const double t = 5.5, r = 3.0;
-  for (int i = 0; i <= 200; i++) {
-    double p = i * 0.0625, m = ds_ramp(t, p, r);
-    double want = p <= t ? 1.0 : (p >= t + r ? 0.0 : 1.0 - (p - t) / r);
-    ck_assert_msg(fabs(m - want) < 1e-15, "p=%g: %.17g, want %.17g", p, m, want);
-  }
+  const float r = 3.0f, c = (float)(1.0 / 3.0);
+  for (int j = 0; j <= 40; j++)
+    for (int p = 0; p <= 30; p++) {
+      float t = 2.0f + 0.25f * (float)j;
+      double m = ds_ramp(t, p, r, c), d = p - (double)t;
+      double want = d <= 0.0 ? 1.0 : (d >= r ? 0.0 : 1.0 - d / r);
+      ck_assert_msg(fabs(m - want) < 1e-6, "T=%g p=%d: %.9g, want %.9g", (double)t, p, m, want);
+    }
+}
+END_TEST
+
+/* The float32 operations round once each and are not fused: a*b + c
+ * through them is (a*b rounded) + c, which differs from fma(a, b, c) for
+ * a = b = 1 + 2^-12, c = -(1 + 2^-11) (a*b = 1 + 2^-11 + 2^-24 rounds to
+ * 1 + 2^-11: the sum is 0; fused it is 2^-24). Volatile operands keep the
+ * compiler from folding the expression at compile time. */
+START_TEST(test_f32_not_fused) {
+  volatile float a = 1.0f + 0x1p-12f, c = -(1.0f + 0x1p-11f);
+  ck_assert_msg(ds_f32_add(ds_f32_mul(a, a), c) == 0.0f, "fused: %a", (double)ds_f32_add(ds_f32_mul(a, a), c));
+  ck_assert(fmaf(a, a, c) == 0x1p-24f);
+  volatile float n = 14.0f, s = 1.4f;
+  ck_assert_msg(ds_f32_div(n, s) == 10.0f, "14 / 1.4f = %a, want exactly 10 in float32", (double)ds_f32_div(n, s));
+  ck_assert(FLT_EVAL_METHOD == 0);
 }
 END_TEST
 
@@ -393,6 +418,7 @@ Suite *elementwise_suite(void) {
   tcase_add_loop_test(tc, test_position_h_construction, 0, 64);
   tcase_add_test(tc, test_ramp);
   tcase_add_test(tc, test_ramp_shape);
+  tcase_add_test(tc, test_f32_not_fused);
   tcase_add_test(tc, test_source_row);
   tcase_add_test(tc, test_bin_weight);
   tcase_add_test(tc, test_cropped_row);

@@ -16,6 +16,7 @@ int main(void) {
   srunner_add_suite(sr, cuda_elements_suite());
   srunner_add_suite(sr, reserve_suite());
   srunner_add_suite(sr, own_transforms_suite());
+  srunner_add_suite(sr, geometry_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

@@ -34,5 +34,6 @@ Suite *diffstride1d_suite(void);
 Suite *cuda_elements_suite(void);
 Suite *reserve_suite(void);
 Suite *own_transforms_suite(void);
+Suite *geometry_suite(void);
 
 #endif

@@ -1,4 +1,4 @@
-/* resnet18: trains the pre-activation ResNet-18 of ../shared/spec with
+/* resnet18: trains the pre-activation ResNet-18 of docs/trainer.md with
  * strided convolutions, spectral pooling or DiffStride (libdiffstride), on
  * Fashion-MNIST (default), CIFAR-10/100 or synthetic data. docs/trainer.md
  * documents every flag. */

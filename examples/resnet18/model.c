@@ -1,4 +1,4 @@
-/* The pre-activation ResNet-18 of ../shared/spec/diffstride.md as a list of
+/* The pre-activation ResNet-18 of docs/trainer.md as a list of
  * ops over NHWC tensors, its shapes, parameters and the passes over it. */
 #include <math.h>
 #include <stdarg.h>

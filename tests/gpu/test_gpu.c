@@ -144,17 +144,20 @@ START_TEST(test_random_against_cpu) {
 }
 END_TEST
 
-/* Every golden case on the GPU, both layouts, DiffStride also through the
- * training calls (case _i / 4, layout _i % 2, training _i / 2 % 2): y, dx
- * and dstrides against the files. */
-static char **names;
+/* Every test vector on the GPU, both layouts, DiffStride 2-D and 1-D also
+ * through the training calls (case _i / 4, layout _i % 2, training
+ * _i / 2 % 2): y, dx and dstrides against the files. */
+static char **paths;
+static char paths_error[512];
 static int ncases;
 
 START_TEST(test_golden_on_gpu) {
   golden g;
   char err[256];
-  ck_assert_msg(golden_load(golden_dir(), names[_i / 4], &g, err, sizeof err) == 0, "%s", err);
-  call k = {.op = g.diffstride ? (_i / 2 % 2 ? 3 : 0) : 1, .n = g.n, .c = g.c, .h = g.h, .w = g.w, .oh = g.out_h, .ow = g.out_w,
+  ck_assert_msg(golden_load(paths[_i / 4], &g, err, sizeof err) == 0, "%s", err);
+  int training = _i / 2 % 2;
+  int op = g.op == GOLDEN_DIFFSTRIDE ? (training ? 3 : 0) : g.op == GOLDEN_DIFFSTRIDE1D ? (training ? 4 : 2) : 1;
+  call k = {.op = op, .n = g.n, .c = g.c, .h = g.h, .w = g.w, .oh = g.out_h, .ow = g.out_w,
             .s = {(float)g.strides[0], (float)g.strides[1]}};
   k.d = (ds_diffstride_desc){(float)g.smoothness, g.cropping, g.shared, (float)g.lower, (float)g.upper, _i % 2};
   size_t in = (size_t)g.n * g.c * g.h * g.w, out = (size_t)g.n * g.c * g.out_h * g.out_w;
@@ -169,7 +172,7 @@ START_TEST(test_golden_on_gpu) {
   ck_assert_double_lt(rel_error_fd(y, g.y, out), 1e-5);
   ck_assert_double_lt(rel_error_fd(dx, g.dx, in), 1e-5);
   double scale = fmax(fabs(g.dstrides[0]), fabs(g.dstrides[1]));
-  for (int i = 0; g.diffstride && i < 2; i++) ck_assert_double_le(fabs(ds[i] - g.dstrides[i]), 1e-4 * scale);
+  for (int i = 0; g.op != GOLDEN_SPECTRAL_POOL && i < 2; i++) ck_assert_double_le(fabs(ds[i] - g.dstrides[i]), 1e-4 * scale);
   ds_context_destroy(gpu);
   free(x), free(dy), free(y), free(dx), free(t);
   golden_free(&g);
@@ -331,11 +334,17 @@ START_TEST(test_reproducible_unsupported) {
 }
 END_TEST
 
+START_TEST(test_vectors_found) {
+  ck_assert_msg(paths, "%s", paths_error);
+}
+END_TEST
+
 static Suite *gpu_suite(void) {
   Suite *s = suite_create("gpu");
   TCase *tc = tcase_create("cuda");
-  names = golden_names(golden_dir());
-  for (ncases = 0; names && names[ncases];) ncases++;
+  paths = golden_paths(paths_error, sizeof paths_error);
+  for (ncases = 0; paths && paths[ncases];) ncases++;
+  tcase_add_test(tc, test_vectors_found);
   tcase_add_loop_test(tc, test_golden_on_gpu, 0, 4 * ncases);
   tcase_add_loop_test(tc, test_random_against_cpu, 0, 48);
   tcase_add_loop_test(tc, test_streams_and_contexts, 0, 4);

@@ -13,7 +13,7 @@ raises a DiffStrideError subclass carrying its message.
 
 Options of the DiffStride functions (the reference layer's): ``smoothness``
 R > 0 (the ramp width in frequency bins), ``cropping`` (drop the frequencies
-the mask zeroes), ``shared_stride`` (one stride for both axes, read from
+the mask zeroes; without it the output is h x 2*(w//2)), ``shared_stride`` (one stride for both axes, read from
 strides[0]), ``lower``/``upper`` (the limits the effective strides are
 clipped to). Every DiffStride function takes all of them, so one dict of
 options can be passed to each. Strides are a pair (s_h, s_w) or one number
@@ -157,7 +157,7 @@ def _output_size(desc, h, w, strides):
 
 def output_size(h, w, strides, *, smoothness=4.0, cropping=True, shared_stride=False,
                 lower=1.0, upper=math.inf):
-    """(out_h, out_w) of DiffStride on an h x w input (h x w without cropping)."""
+    """(out_h, out_w) of DiffStride on an h x w input (h x 2*(w//2) without cropping)."""
     desc = _desc(smoothness, cropping, shared_stride, lower, upper)
     return _output_size(desc, _int(h, "h"), _int(w, "w"), _pair(strides))
 

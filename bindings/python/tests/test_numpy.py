@@ -5,9 +5,10 @@ From the repository root:
     DIFFSTRIDE_LIB=lib/libdiffstride.so.0.1.0 \\
         python3 -m unittest discover -s bindings/python/tests -t bindings/python -v
 
-The golden cases are read from $DS_GOLDEN_DIR, else ../shared/golden beside
-the repository. Tolerances are those of the golden README: relative error
-max|a - b| / max|b| below 1e-5 on y and dx, 1e-4 on dstrides.
+The test vectors are read from the directories listed in $DS_VECTOR_DIRS
+(separated by spaces), else the repository's tests/vectors. Tolerances are
+those of tests/vectors/README.md: relative error max|a - b| / max|b| below
+1e-5 on y and dx, 1e-4 on dstrides.
 """
 import glob
 import math
@@ -25,7 +26,7 @@ from diffstride import _lib
 TOL = 1e-5
 TOL_STRIDES = 1e-4
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-GOLDEN_DIR = os.environ.get("DS_GOLDEN_DIR") or os.path.join(REPO, "..", "shared", "golden")
+VECTOR_DIRS = (os.environ.get("DS_VECTOR_DIRS") or os.path.join(REPO, "tests", "vectors")).split()
 
 
 def rel_err(got, want):
@@ -66,17 +67,17 @@ def read_golden(path):
 
 
 def golden_cases(op):
-    """(file name, case) of every golden file of `op`; fails when there is none."""
-    paths = sorted(glob.glob(os.path.join(GOLDEN_DIR, op + "_*.txt")))
+    """(path, case) of every test vector of `op` in VECTOR_DIRS; fails when there is none."""
+    paths = [p for d in VECTOR_DIRS for p in sorted(glob.glob(os.path.join(d, op + "_*.txt")))]
     if not paths:
-        raise AssertionError(f"no {op}_*.txt golden case in {GOLDEN_DIR} (set DS_GOLDEN_DIR)")
-    return [(os.path.basename(p), read_golden(p)) for p in paths]
+        raise AssertionError(f"no {op}_*.txt test vector in {VECTOR_DIRS} (set DS_VECTOR_DIRS)")
+    return [(p, read_golden(p)) for p in paths]
 
 
 def golden_options(case):
     """The DiffStride keyword options of a golden case."""
     return {"smoothness": float(case["smoothness"][0]), "cropping": case["cropping"][0] == "1",
-            "shared_stride": case["shared"][0] == "1", "lower": float(case["lower"][0]),
+            "shared_stride": case.get("shared", ["0"])[0] == "1", "lower": float(case["lower"][0]),
             "upper": float(case["upper"][0])}
 
 
@@ -124,6 +125,29 @@ class GoldenDiffStrideTest(unittest.TestCase):
                                  tuple(int(v) for v in case["out"]))
                 np.testing.assert_allclose(ds.effective_strides(h, w, strides, **opts),
                                            [float(v) for v in case["effective"]], rtol=1e-6)
+
+
+class GoldenDiffStride1dTest(unittest.TestCase):
+    """ds.diffstride1d / ds.diffstride1d_backward against every 1-D test vector, NCL and NLC."""
+
+    def test_golden_both_layouts(self):
+        for name, case in golden_cases("diffstride1d"):
+            n, c, length = (int(v) for v in case["shape"])
+            out = int(case["out"][0])
+            x = case["x"].reshape(n, c, length).astype(np.float32)
+            dy = case["dy"].reshape(n, c, out).astype(np.float32)
+            stride = float(case["strides"][0])
+            opts = {k: v for k, v in golden_options(case).items() if k != "shared_stride"}
+            self.assertEqual(ds.output_size1d(length, stride, **opts), out)
+            self.assertEqual(np.float32(ds.effective_stride1d(length, stride, **opts)),
+                             np.float32(case["effective"][0]))
+            for layout, t in (("NCL", lambda a: a), ("NLC", lambda a: np.ascontiguousarray(a.transpose(0, 2, 1)))):
+                with self.subTest(case=name, layout=layout):
+                    y = t(ds.diffstride1d(t(x), stride, layout=layout, **opts))
+                    dx, dstride = ds.diffstride1d_backward(t(x), t(dy), stride, layout=layout, **opts)
+                    self.assertLess(rel_err(y, case["y"].reshape(n, c, out)), TOL)
+                    self.assertLess(rel_err(t(dx), case["dx"].reshape(n, c, length)), TOL)
+                    self.assertLess(rel_err([dstride], case["dstrides"]), TOL_STRIDES)
 
 
 class GoldenSpectralPoolTest(unittest.TestCase):
@@ -311,7 +335,8 @@ class GeometryTest(unittest.TestCase):
         self.assertEqual(ds.output_size(64, 64, (2, 4)), (40, 24))
         self.assertEqual(ds.output_size(33, 33, (2, 2)), (25, 26))
         self.assertEqual(ds.output_size(8, 8, (2, 2)), (8, 8))
-        self.assertEqual(ds.output_size(31, 17, (3, 3), cropping=False), (31, 17))
+        self.assertEqual(ds.output_size(31, 17, (3, 3), cropping=False), (31, 16))
+        self.assertEqual(ds.output_size(14, 14, 1.4, smoothness=1.0), (12, 12))  # float32: 14 / 1.4f = 10
         self.assertEqual(ds.spectral_pool_output_size(64, 64, (2, 4)), (32, 16))
 
     def test_complexity_penalty(self):
@@ -355,7 +380,7 @@ def diffstride1d_reference(x, dy, stride, r=4.0, cropping=True, lower=1.0, upper
     k = np.arange(length // 2 + 1)
     mask, in_ramp = ramp(t / 2 + 1, k, r)
     kept = int((mask > 0).sum()) if cropping else k.size
-    out_l = 2 * (kept - 1) if cropping else length
+    out_l = 2 * (kept - 1) if cropping else 2 * (length // 2)  # cropping off: an odd L loses a sample
     k, mask, in_ramp = k[:kept], mask[:kept], in_ramp[:kept]
     forward = np.exp(-2j * np.pi * np.outer(np.arange(length), k) / length)       # (L, K)
     weight = np.where((k == 0) | (2 * k == out_l), 1.0, 2.0)

@@ -439,7 +439,6 @@ class DiffStride1dTest(unittest.TestCase):
         self.assertAlmostEqual(module.stride.item(), 32 / 28, places=6)
 
 
-@unittest.skipIf(torch is None, NO_TORCH)
 def library_has_cuda():
     """Whether the loaded library can make a CUDA context here."""
     import diffstride
@@ -450,6 +449,7 @@ def library_has_cuda():
         return False
 
 
+@unittest.skipIf(torch is None, NO_TORCH)
 class DeviceTest(unittest.TestCase):
 
     @unittest.skipUnless(torch is not None and torch.cuda.is_available(), "no CUDA device")
