@@ -51,19 +51,33 @@ static ds_crop masked_crop(int h, int w, float r) {
   return (ds_crop){.h = h, .w = w, .kw = w / 2 + 1, .masked = 1, .r = r, .rinv = (float)(1.0 / r)};
 }
 
-/* Cropping on: the rows and bins whose ramp argument is positive. Rows
- * below h/2 have increasing positions, the others decreasing, so the kept
- * rows form a block at each end of the spectrum. Cropping off: every row
- * and bin, inverted at the spectrum's own length 2 (kw - 1) as the
- * reference's irfft2d does (an odd width loses a column). */
+/* How many of the positions offset, offset + 1, ..., offset + n - 1 have a
+ * positive ramp argument: a prefix of them (v falls as p grows, and float32
+ * rounding keeps that order), found by bisection, so that the sizes take
+ * O(log n) steps for any image size (the checks of the batch come later). */
+static int kept_prefix(const ds_crop *g, float t, int offset, int n) {
+  int lo = 0, hi = n; /* the first position with v <= 0 is at an index in [lo, hi] */
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (ds_ramp_arg(t, offset + mid, g->r, g->rinv) > 0.0f)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Cropping on: the rows and bins whose ramp argument is positive. The rows
+ * r < h/2 have positions r + h%2 (increasing), the rows h-1-q positions q,
+ * so the kept rows form a block at each end of the spectrum. Cropping off:
+ * every row and bin, inverted at the spectrum's own length 2 (kw - 1) as
+ * the reference's irfft2d does (an odd width loses a column). */
 static void crop_to_mask(ds_crop *g, int cropping) {
   int lo = g->h, hi = 0, kc = g->kw;
   if (cropping) {
-    lo = kc = 0;
-    for (int r = 0; r < g->h; r++)
-      if (ds_ramp_arg(g->t_h, ds_position_h(r, g->h), g->r, g->rinv) > 0.0f) *(r < g->h / 2 ? &lo : &hi) += 1;
-    for (int k = 0; k < g->kw; k++)
-      if (ds_ramp_arg(g->t_w, k, g->r, g->rinv) > 0.0f) kc++;
+    lo = kept_prefix(g, g->t_h, g->h % 2, g->h / 2);
+    hi = kept_prefix(g, g->t_h, 0, g->h - g->h / 2);
+    kc = kept_prefix(g, g->t_w, 0, g->kw);
   }
   g->rows_lo = lo;
   g->out_h = lo + hi;
