@@ -2,10 +2,11 @@
 # install uninstall clean. Variables: PREFIX LIBDIR INCLUDEDIR DESTDIR CC CFLAGS,
 # SANITIZE=1 (ASan+UBSan build of the tests), CUDA=0 (leave the CUDA path
 # out), GOLDEN (more directories of test vectors, beside tests/vectors),
-# PYTHON, PYTHONDIR (where install puts the Python package), THREADS and
-# BENCH_ARGS (make bench).
+# PYTHON (the interpreter of the Python tests), THREADS and BENCH_ARGS
+# (make bench). The Python package is installed by pip: pip install .
+# (pyproject.toml, setup.py).
 
-VERSION    := 0.1.0
+VERSION    := $(shell tools/version.sh)
 SOVERSION  := 0
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
@@ -16,13 +17,12 @@ VECTOR_DIRS = tests/vectors $(GOLDEN)
 CFLAGS     ?= -O3 -g
 SANITIZE   ?= 0
 PYTHON     ?= python3
-PYTHON_VER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
-PYTHONDIR  ?= $(PREFIX)/lib/python$(PYTHON_VER)/dist-packages
 
-# Debian packages: the library needs FFTW; the tests need Check and Python,
-# and numpy in the PYTHON they run with (tools/pydeps.sh).
+# Debian packages: the library needs FFTW; the tests need Check and Python
+# (pip and venv for the wheel test), and numpy in the PYTHON they run with
+# (tools/pydeps.sh).
 LIB_DEPS   := libfftw3-dev
-TEST_DEPS  := check pkg-config python3 python3-numpy g++
+TEST_DEPS  := check pkg-config python3 python3-numpy python3-pip python3-venv g++
 PY_DEPS    := numpy
 WARNINGS   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
               -Wstrict-prototypes -Wmissing-prototypes
@@ -195,6 +195,7 @@ check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAIN
 	DIFFSTRIDE_LIB=$(SHARED) DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(PYTHON) -m unittest discover -s bindings/python/tests -t bindings/python
 	tests/check_exports.sh $(SHARED)
 	tests/install_test.sh
+	tests/wheel_test.sh $(PYTHON)
 
 # The Check suite under valgrind, in one process (CK_FORK=no): no errors,
 # no leaks (FFTW's planner keeps some memory "still reachable" at exit).
@@ -286,11 +287,8 @@ install: all
 	ln -sf libdiffstride.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libdiffstride.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	$(PC_SED) pkgconfig/diffstride.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/diffstride.pc
-	install -d $(DESTDIR)$(PYTHONDIR)/diffstride
-	install -m 644 bindings/python/diffstride/*.py $(DESTDIR)$(PYTHONDIR)/diffstride/
 
 uninstall:
-	rm -rf $(DESTDIR)$(PYTHONDIR)/diffstride
 	rm -f $(DESTDIR)$(INCLUDEDIR)/diffstride.h $(DESTDIR)$(INCLUDEDIR)/diffstride.hpp \
 	      $(DESTDIR)$(LIBDIR)/libdiffstride.a \
 	      $(DESTDIR)$(LIBDIR)/libdiffstride.so $(DESTDIR)$(LIBDIR)/libdiffstride.so.$(SOVERSION) \

@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 make=${MAKE:-make}
 cc=${CC:-cc}
 pkgconfig=${PKG_CONFIG:-pkg-config}
-version=$(sed -n 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$root/Makefile")
+version=$("$root/tools/version.sh")
 
 passed=0
 failed=0

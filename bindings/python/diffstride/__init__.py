@@ -18,7 +18,7 @@ from .ops import (complexity_penalty, diffstride, diffstride1d, diffstride1d_bac
                   output_size, output_size1d, spectral_pool, spectral_pool_backward,
                   spectral_pool_output_size, status_string, version)
 
-__version__ = "0.1.0"
+__version__ = version()  # the loaded library's: one version number, in include/diffstride.h
 __all__ = [
     "BackendError", "Context", "DiffStrideError", "InvalidArgumentError", "OutOfMemoryError",
     "ShapeMismatchError", "UnsupportedError", "complexity_penalty", "default_context",

@@ -4,14 +4,14 @@ Search order (the first that loads wins):
 
 1. ``$DIFFSTRIDE_LIB``, a path to the shared library (when set, nothing else
    is tried: a bad value is an error, not a fallback);
-2. beside the package: ``<repo>/lib/`` when the package is run from a
+2. the package's own directory, where ``pip install .`` puts the library it
+   built (so an installed package always uses its own copy);
+3. near the package: ``<repo>/lib/`` when the package is run from a
    checkout (``bindings/python/diffstride``), and ``<prefix>/lib/`` when it
-   was installed under ``<prefix>/lib/python3*/dist-packages`` (first, so
-   that a checkout or a prefix uses its own build, not another installed
-   one);
-3. ``ctypes.util.find_library('diffstride')`` (the dynamic linker's cache,
+   sits under ``<prefix>/lib/python3*/site-packages``;
+4. ``ctypes.util.find_library('diffstride')`` (the dynamic linker's cache,
    ``LD_LIBRARY_PATH``);
-4. common prefixes: /usr/local/lib, /usr/lib and their multiarch and lib64
+5. common prefixes: /usr/local/lib, /usr/lib and their multiarch and lib64
    variants.
 
 Every function of include/diffstride.h gets its argtypes and restype. Tensor
@@ -91,9 +91,11 @@ PROTOTYPES = {
 
 
 def _beside_package():
-    """<repo>/lib (checkout) and <prefix>/lib (installed), from this file."""
-    up3 = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-    return [os.path.join(up3, "lib"), up3]
+    """The package's directory, then <repo>/lib (checkout) and <prefix>/lib
+    (installed), from this file."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    up3 = os.path.abspath(os.path.join(here, "..", "..", ".."))
+    return [here, os.path.join(up3, "lib"), up3]
 
 
 def _common_dirs():

@@ -191,6 +191,11 @@ class LibraryTest(unittest.TestCase):
         checkout = os.path.join(REPO, "lib", "libdiffstride.so.0")
         if os.path.exists(checkout):
             self.assertIn(checkout, found)
+        # The package's own directory (where pip install puts its library) comes first.
+        with mock.patch.dict(os.environ, {"DIFFSTRIDE_LIB": ""}), \
+                mock.patch("os.path.exists", return_value=True):
+            first = _lib.candidates()[0]
+        self.assertEqual(os.path.dirname(first), os.path.dirname(os.path.abspath(_lib.__file__)))
 
 
 # ---------------------------------------------------------------- errors
@@ -293,6 +298,7 @@ class ErrorTest(unittest.TestCase):
 
     def test_version(self):
         self.assertEqual(ds.version(), "%d.%d.%d" % ds.library_version())
+        self.assertEqual(ds.__version__, ds.version())
 
 
 # ------------------------------------------------- sizes, strides, penalty
