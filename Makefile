@@ -1,6 +1,7 @@
 # libdiffstride. Targets: all check valgrind check-gpu demo bench bench-gpu
 # install uninstall clean. Variables: PREFIX LIBDIR INCLUDEDIR DESTDIR CC CFLAGS,
-# SANITIZE=1 (ASan+UBSan build of the tests), CUDA=0 (leave the CUDA path
+# SANITIZE=1 (ASan+UBSan build of the tests), TSAN=1 (ThreadSanitizer build
+# of the threading suite), CUDA=0 (leave the CUDA path
 # out), GOLDEN (more directories of test vectors, beside tests/vectors),
 # PYTHON (the interpreter of the Python tests), THREADS and BENCH_ARGS
 # (make bench). The Python package is installed by pip: pip install .
@@ -16,6 +17,7 @@ GOLDEN     ?=
 VECTOR_DIRS = tests/vectors $(GOLDEN)
 CFLAGS     ?= -O3 -g
 SANITIZE   ?= 0
+TSAN       ?= 0
 PYTHON     ?= python3
 
 # Debian packages: the library needs FFTW; the tests need Check and Python
@@ -31,17 +33,23 @@ BASEFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude $(WARNINGS)
 # decisions are never fused into FMAs (docs/algorithm.md, "Discrete
 # decisions in float32"; tests/test_elementwise.c checks it).
 FPFLAGS    := -ffp-contract=off
-LIBS       := -lfftw3f -lm -lpthread
+LIBS       := -lfftw3f_threads -lfftw3f -lm -lpthread
 
-# The libraries in lib/ are always the release build; SANITIZE=1 builds the
-# test binary (and a private copy of the library it links) in build/sanitize.
+# The libraries in lib/ are always the release build. SANITIZE=1 builds the
+# test binaries (and a private copy of the library they link) with ASan and
+# UBSan in build/sanitize; TSAN=1 with ThreadSanitizer in build/tsan, where
+# make check runs the threading suite.
 ifeq ($(SANITIZE),1)
 BUILD      := build/sanitize
 SANFLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else ifeq ($(TSAN),1)
+BUILD      := build/tsan
+SANFLAGS   := -fsanitize=thread -fno-omit-frame-pointer
 else
 BUILD      := build/release
 SANFLAGS   :=
 endif
+INSTRUMENTED := $(if $(SANFLAGS),1,0)
 
 # CUDA: built in when nvcc is found and src/cuda has sources, unless CUDA=0.
 NVCC       ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -70,7 +78,7 @@ CUDA_LIBS  :=
 LIB_OBJS   := $(C_SRCS:%.c=build/release/%.o)
 endif
 ALL_LIBS   := $(LIBS) $(CUDA_LIBS)
-ifeq ($(SANITIZE),1)
+ifeq ($(INSTRUMENTED),1)
 TEST_LIB_OBJS := $(C_SRCS:%.c=$(BUILD)/%.o)
 TEST_LIBS  := $(LIBS)
 else
@@ -85,9 +93,9 @@ TEST_BIN   := $(BUILD)/tests/test_diffstride
 CXXFLAGS   ?= -O3 -g
 CXXBASE    := -std=c++17 -Iinclude -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
 CPP_TEST   := $(BUILD)/tests/cpp_wrapper_test
-# The GPU suite: built with the CUDA path (not in the sanitizer build); it
+# The GPU suite: built with the CUDA path (not in the sanitizer builds); it
 # reports itself skipped where no CUDA device is usable.
-ifeq ($(WITH_CUDA)$(SANITIZE),10)
+ifeq ($(WITH_CUDA)$(INSTRUMENTED),10)
 GPU_TEST   := $(BUILD)/tests/test_gpu
 CUDA_INC   := -I$(CUDA_HOME)/include
 endif
@@ -112,7 +120,7 @@ ifneq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
 TRAINER_CUDA     := build/release/$(TRAINER_DIR)/cuda_ops.o
 TRAINER_CUDA_DEF := -DRN_WITH_CUDA
 TRAINER_CUDA_LIB := -lcudnn -lcublas
-ifneq ($(SANITIZE),1)
+ifneq ($(INSTRUMENTED),1)
 TRAINER_GPU_TEST := build/release/tests/test_trainer_gpu
 endif
 endif
@@ -144,9 +152,11 @@ build/release/src/cuda/%.o: src/cuda/%.cu $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -Iinclude -Xcompiler -fPIC,-fvisibility=hidden,-ffp-contract=off,-Wall,-Wextra $(NVCCFLAGS) -c $< -o $@
 
-build/sanitize/src/%.o: src/%.c $(HEADERS)
+ifeq ($(INSTRUMENTED),1)
+$(BUILD)/src/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) -fPIC -fvisibility=hidden $(SANFLAGS) $(CFLAGS) $(FPFLAGS) -c $< -o $@
+endif
 
 $(SHARED): $(LIB_OBJS) $(CONFIG)
 	@mkdir -p lib
@@ -160,7 +170,7 @@ $(STATIC): $(LIB_OBJS) $(CONFIG)
 
 # The .pc file names the install directories: made again by `install`.
 PC_SED     = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-                 -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|-lm -lpthread $(CUDA_LIBS)|'
+                 -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|-lfftw3f_threads -lm -lpthread $(CUDA_LIBS)|'
 lib/diffstride.pc: pkgconfig/diffstride.pc.in Makefile
 	@mkdir -p lib
 	$(PC_SED) $< > $@
@@ -182,6 +192,12 @@ $(CPP_TEST): tests/cpp_wrapper_test.cpp include/diffstride.hpp include/diffstrid
 $(GPU_TEST): $(BUILD)/tests/gpu/test_gpu.o $(BUILD)/tests/golden.o $(BUILD)/tests/util.o $(BUILD)/libdiffstride-test.a
 	$(CC) $(CFLAGS) -o $@ $^ $$(pkg-config --libs check) $(TEST_LIBS)
 
+# TSAN=1: the threading suite (contexts used from many threads, the library's
+# threads, FFTW's planner shared with a host thread) under ThreadSanitizer.
+ifeq ($(TSAN),1)
+check: all test-deps $(TEST_BIN)
+	CK_RUN_SUITE=threading TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(TEST_BIN)
+else
 check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAINER) $(TRAINER_GPU_TEST)
 	DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(TEST_BIN)
 	$(TRAINER_TEST)
@@ -196,6 +212,7 @@ check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAIN
 	tests/check_exports.sh $(SHARED)
 	tests/install_test.sh
 	tests/wheel_test.sh $(PYTHON)
+endif
 
 # The Check suite under valgrind, in one process (CK_FORK=no): no errors,
 # no leaks (FFTW's planner keeps some memory "still reachable" at exit).
@@ -205,7 +222,7 @@ valgrind: all test-deps $(TEST_BIN)
 	    --errors-for-leak-kinds=definite,indirect,possible $(TEST_BIN)
 
 check-gpu: all test-deps $(GPU_TEST) $(TRAINER_GPU_TEST)
-	$(if $(GPU_TEST),DS_REQUIRE_GPU=1 DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(GPU_TEST),@echo "check-gpu: no CUDA path in this build (nvcc not found, CUDA=0 or SANITIZE=1)"; exit 1)
+	$(if $(GPU_TEST),DS_REQUIRE_GPU=1 DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(GPU_TEST),@echo "check-gpu: no CUDA path in this build (nvcc not found, CUDA=0, SANITIZE=1 or TSAN=1)"; exit 1)
 	$(if $(TRAINER_GPU_TEST),DS_REQUIRE_GPU=1 $(TRAINER_GPU_TEST),@echo "check-gpu: no trainer CUDA backend in this build (cuDNN not found)"; exit 1)
 
 trainer-deps:

@@ -1,10 +1,12 @@
 /* The CPU backend's threads and plan cache: results that do not depend on
  * the thread count, contexts used from several threads at once, and the
- * FFTW plans a context keeps (reused, added, evicted least recently used).
+ * FFTW plans a context keeps (reused, added, evicted least recently used),
+ * and FFTW's planner shared with a host thread that plans its own.
  * Check's asserts run on the main thread only: workers record their results
  * and the main thread compares them. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +268,66 @@ START_TEST(test_concurrent_contexts) {
   }
   for (int t = 0; t < 2; t++)
     for (int l = 0; l < NLOADS; l++) result_free(&ref[t][l]);
+}
+END_TEST
+
+/* ------------------------------------------------- FFTW beside the host */
+
+/* A host thread that plans and destroys FFTW transforms of its own until
+ * stopped. */
+typedef struct host_planner {
+  atomic_int stop, plans;
+} host_planner;
+
+static void *plan_loop(void *arg) {
+  host_planner *hp = arg;
+  fftwf_complex *buf = fftwf_alloc_complex(72 * 76);
+  for (int i = 0; buf && !atomic_load(&hp->stop); i++) {
+    fftwf_plan p = fftwf_plan_dft_2d(8 + i % 64, 8 + i % 68, buf, buf, FFTW_FORWARD, FFTW_ESTIMATE);
+    if (p) fftwf_destroy_plan(p), atomic_fetch_add(&hp->plans, 1);
+  }
+  fftwf_free(buf);
+  return NULL;
+}
+
+/* FFTW's planner is one per process: while a host thread plans its own
+ * transforms, fresh contexts plan theirs for a dozen shapes (two threads
+ * each), and every result equals the one computed before the host thread
+ * ran (reproducible plans: bitwise). Without the library making the planner
+ * thread-safe for all its users this crashes, hangs or races (TSan). The
+ * first context exists before the host thread starts (the library installs
+ * FFTW's lock when it creates its first CPU context). */
+START_TEST(test_host_thread_plans_fftw) {
+  enum { SHAPES = 12 };
+  static result ref[SHAPES], got;
+  workload ld[SHAPES];
+  char what[96];
+  for (int i = 0; i < SHAPES; i++) {
+    ld[i] = (workload){i % 3 == 2, i % 2, 2, 3, 12 + 5 * i, 40 - 2 * i, {1.5f + 0.1f * (float)i, 2.2f}};
+    ds_context *ctx = cpu_context(2);
+    ck_assert_int_eq(ds_context_set_reproducible(ctx, 1), DS_OK);
+    run_load(ctx, &ld[i], 70u + (unsigned)i, &ref[i]);
+    snprintf(what, sizeof what, "shape %d alone", i);
+    check_reference(&ref[i], what);
+    ds_context_destroy(ctx);
+  }
+  host_planner hp = {0, 0};
+  pthread_t host;
+  ck_assert_int_eq(pthread_create(&host, NULL, plan_loop, &hp), 0);
+  for (int rep = 0; rep < 3; rep++)
+    for (int i = 0; i < SHAPES; i++) {
+      ds_context *ctx = cpu_context(2);
+      ck_assert_int_eq(ds_context_set_reproducible(ctx, 1), DS_OK);
+      run_load(ctx, &ld[i], 70u + (unsigned)i, &got);
+      ds_context_destroy(ctx);
+      snprintf(what, sizeof what, "shape %d beside a planning host thread, repeat %d", i, rep);
+      check_same(&got, &ref[i], 1, what);
+      result_free(&got);
+    }
+  atomic_store(&hp.stop, 1);
+  ck_assert_int_eq(pthread_join(host, NULL), 0);
+  ck_assert_msg(atomic_load(&hp.plans) > 0, "the host thread made no plan");
+  for (int i = 0; i < SHAPES; i++) result_free(&ref[i]);
 }
 END_TEST
 
@@ -580,6 +642,7 @@ Suite *threading_suite(void) {
   tcase_add_loop_test(tc, test_thread_count_independent, 0, NLOADS);
   tcase_add_loop_test(tc, test_reproducible_across_processes, 0, NLOADS);
   tcase_add_test(tc, test_concurrent_contexts);
+  tcase_add_test(tc, test_host_thread_plans_fftw);
   tcase_add_test(tc, test_plans_reused);
   tcase_add_test(tc, test_plan_cache_eviction);
   tcase_add_test(tc, test_plan_cache_lru);

@@ -31,8 +31,9 @@ typedef struct plan_key {
  * twice where the toolchain can dispatch at load time (GCC or Clang, x86-64, ELF ifunc): for AVX2 and for the baseline the
  * library is compiled for, the CPU picking one (measured: forward+backward
  * in cache 7-10 % faster; clones of every loop, and AVX-512 ones, were
- * slower, docs/benchmarks.md). */
-#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+ * slower, docs/benchmarks.md). Not under ThreadSanitizer: the clones'
+ * ifunc resolvers run before its runtime is set up and crash the program. */
+#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__SANITIZE_THREAD__)
 #define DS_HOT_LOOP __attribute__((target_clones("avx2", "default")))
 #else
 #define DS_HOT_LOOP

@@ -7,9 +7,12 @@
 #include "../elementwise.h"
 #include "cpu.h"
 
-/* FFTW's planner is not thread-safe: every plan creation and destruction in
- * the library goes through this lock. It is the library's only global state. */
-static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
+/* FFTW's planner is not thread-safe by itself: fftwf_make_planner_thread_safe
+ * (libfftw3f_threads) makes every plan creation and destruction in the
+ * process, the library's and any other FFTW user's, take FFTW's own lock.
+ * Called once, at the first CPU context; this flag is the library's only
+ * global state. */
+static pthread_once_t planner_safe = PTHREAD_ONCE_INIT;
 
 static size_t pad64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
@@ -112,10 +115,8 @@ static fftwf_plan plan_get(cpu_state *s, plan_key k, float *buf, int *split) {
       for (int i = slot = 0; i < DS_PLAN_CACHE; i++)
         if (s->cache[i].used < s->cache[slot].used) slot = i;
     int chosen = k.split;
-    pthread_mutex_lock(&planner_lock);
     fftwf_plan p = k.split == DS_SPLIT_BEST ? plan_best(&k, buf, &chosen) : plan_make(&k, k.split, buf);
     if (p && slot < s->cached) fftwf_destroy_plan(s->cache[slot].plan);
-    pthread_mutex_unlock(&planner_lock);
     if (!p) return NULL;
     if (slot == s->cached) s->cached++;
     s->cache[slot].key = k, s->cache[slot].plan = p, s->cache[slot].split = chosen;
@@ -238,9 +239,7 @@ static ds_status cpu_copy(ds_context *ctx, void *dst, const void *src, size_t by
 
 static void cpu_destroy(void *state) {
   cpu_state *s = state;
-  pthread_mutex_lock(&planner_lock);
   for (int i = 0; i < s->cached; i++) fftwf_destroy_plan(s->cache[i].plan);
-  pthread_mutex_unlock(&planner_lock);
   for (int i = 0; i < s->narenas; i++) free(s->arenas[i].base);
   free(s->arenas);
   free(s);
@@ -250,6 +249,7 @@ const ds_backend ds__cpu_backend = {ds__cpu_forward, ds__cpu_backward,     cpu_c
                                     cpu_set_stream,  cpu_set_reproducible, cpu_destroy};
 
 ds_status ds__cpu_open(ds_context *ctx) {
+  pthread_once(&planner_safe, fftwf_make_planner_thread_safe);
   cpu_state *s = calloc(1, sizeof *s);
   if (!s) return ds__fail(NULL, DS_ERR_OUT_OF_MEMORY, "ds_context_create: out of memory");
   s->threads = 1;
