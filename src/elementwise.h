@@ -134,18 +134,32 @@ DS_HD void ds_pair_grad_products(const float *z, const float *zm, const float *y
   p[0] = 0.25f * (u + v), p[1] = 0.25f * (u - v);
 }
 
-/* Two images share a transform, so each adds rounding error to the other
- * in proportion to the other's size. The second image is scaled by 2^shift
- * (exact) to the binary exponent of the first's largest magnitude (m0, m1
- * the two largest magnitudes), which keeps each image's error relative to
- * its own size; 0 when either image is all zeros. Clamped so that 2^shift
- * and 2^-shift are normal floats. */
-DS_HD int ds_pair_shift(float m0, float m1) {
+/* 2^e within a normal float's exponent range for both e and -e. */
+DS_HD int ds_clamp_shift(int e) { return e < -125 ? -125 : (e > 126 ? 126 : e); }
+
+/* The binary exponents, as powers of two, that the two images of a pair are
+ * scaled by (exactly) before their shared transform, from their largest
+ * magnitudes m0, m1 (each image's result is scaled back):
+ *   - the first image keeps its scale while its exponent lies in
+ *     [-DS_SAFE_EXPONENT, DS_SAFE_EXPONENT]; outside, it is brought to
+ *     exponent 0, so that transforms of up to 2^31 points stay finite and
+ *     normal however close to FLT_MAX or to 0 the image is;
+ *   - the second is brought to the first's (scaled) exponent: each adds
+ *     rounding error to the other in proportion to the other's size, so
+ *     equal sizes keep each image's error relative to its own size; alone
+ *     (the first all zeros) it follows the first's rule.
+ * No scaling for NaN or infinite maxima (the result is not finite anyway).
+ * Clamped so that 2^s and 2^-s are normal floats. */
+#define DS_SAFE_EXPONENT 32
+DS_HD void ds_pair_shifts(float m0, float m1, int shift[2]) {
   int e0 = 0, e1 = 0;
-  if (!(m0 > 0.0f && m1 > 0.0f && m0 <= 3.4028235e38f && m1 <= 3.4028235e38f)) return 0;
+  shift[0] = shift[1] = 0;
+  if (!(m0 <= 3.4028235e38f && m1 <= 3.4028235e38f)) return;
   frexpf(m0, &e0);
   frexpf(m1, &e1);
-  return e0 - e1 < -125 ? -125 : (e0 - e1 > 126 ? 126 : e0 - e1);
+  if (m0 > 0.0f && (e0 > DS_SAFE_EXPONENT || e0 < -DS_SAFE_EXPONENT)) shift[0] = ds_clamp_shift(-e0);
+  if (m1 > 0.0f && m0 > 0.0f) shift[1] = ds_clamp_shift(e0 + shift[0] - e1);
+  if (m1 > 0.0f && m0 == 0.0f && (e1 > DS_SAFE_EXPONENT || e1 < -DS_SAFE_EXPONENT)) shift[1] = ds_clamp_shift(-e1);
 }
 
 /* Pixel offset of image `img` (= n*C + c) in a tensor of C channels and hw

@@ -301,23 +301,40 @@ START_TEST(test_pair_grad_products) {
 }
 END_TEST
 
-/* ----------------------------------------------------------- ds_pair_shift */
+/* ---------------------------------------------------------- ds_pair_shifts */
 
-/* The second image is brought to the first's binary exponent, exactly. */
-START_TEST(test_pair_shift) {
-  ck_assert_int_eq(ds_pair_shift(3.0f, 0.1f), 5);   /* 3 = 0.75 * 2^2, 0.1 = 0.8 * 2^-3 */
-  ck_assert_int_eq(ds_pair_shift(0.1f, 3.0f), -5);
-  ck_assert_int_eq(ds_pair_shift(1.0f, 1.5f), 0);   /* same exponent: no scaling at all */
-  ck_assert_int_eq(ds_pair_shift(0.0f, 7.0f), 0);   /* an all-zero image */
-  ck_assert_int_eq(ds_pair_shift(7.0f, 0.0f), 0);
-  ck_assert_int_eq(ds_pair_shift(INFINITY, 1.0f), 0);
-  ck_assert_int_eq(ds_pair_shift(1.0f, NAN), 0);
-  ck_assert_int_eq(ds_pair_shift(3e38f, 1e-44f), 126); /* clamped: 2^126 is a normal float */
-  ck_assert_int_eq(ds_pair_shift(1e-44f, 3e38f), -125);
+static int shift_of(float m0, float m1, int lane) {
+  int s[2];
+  ds_pair_shifts(m0, m1, s);
+  return s[lane];
+}
+
+/* The second image is brought to the first's binary exponent, exactly; the
+ * first keeps its scale inside [2^-32, 2^32] and is brought to exponent 0
+ * outside it; an image alone follows the first's rule. */
+START_TEST(test_pair_shifts) {
+  ck_assert_int_eq(shift_of(3.0f, 0.1f, 1), 5); /* 3 = 0.75 * 2^2, 0.1 = 0.8 * 2^-3 */
+  ck_assert_int_eq(shift_of(0.1f, 3.0f, 1), -5);
+  ck_assert_int_eq(shift_of(1.0f, 1.5f, 1), 0); /* same exponent: no scaling at all */
+  ck_assert_int_eq(shift_of(3.0f, 0.1f, 0), 0); /* a moderate first image keeps its scale */
+  ck_assert_int_eq(shift_of(0x1.fffffep31f, 1.0f, 0), 0); /* below 2^32: exponent 32 */
+  ck_assert_int_eq(shift_of(0x1p33f, 1.0f, 0), -34); /* 2^33 = 0.5 * 2^34 */
+  ck_assert_int_eq(shift_of(0x1p33f, 1.0f, 1), -1);  /* to the first's new exponent 0 */
+  ck_assert_int_eq(shift_of(0x1p-40f, 0.0f, 0), 39);
+  ck_assert_int_eq(shift_of(0.0f, 7.0f, 1), 0); /* alone and moderate */
+  ck_assert_int_eq(shift_of(0.0f, 1e38f, 1), -125); /* clamped: 2^125 is a normal float */
+  ck_assert_int_eq(shift_of(1e38f, 0.0f, 0), -125);
+  ck_assert_int_eq(shift_of(7.0f, 0.0f, 1), 0);
+  ck_assert_int_eq(shift_of(INFINITY, 1.0f, 1), 0);
+  ck_assert_int_eq(shift_of(1.0f, NAN, 0), 0);
+  ck_assert_int_eq(shift_of(3.4028235e38f, 0.0f, 0), -125);
+  ck_assert_int_eq(shift_of(1.0f, 1e-44f, 1), 126);
   for (int e = -60; e <= 60; e += 7) {
     float m1 = ldexpf(0.7f, e), m0 = 5.0f;
-    float scaled = ldexpf(m1, ds_pair_shift(m0, m1));
+    float scaled = ldexpf(m1, shift_of(m0, m1, 1));
     ck_assert_msg(scaled >= 2.0f && scaled < 8.0f, "2^%d: scaled max %g not in 5's octave", e, (double)scaled);
+    float alone = ldexpf(m1, shift_of(m1, 0.0f, 0));
+    ck_assert_msg(alone > 0x1p-33f && alone < 0x1p33f, "2^%d alone: scaled max %g", e, (double)alone);
   }
 }
 END_TEST
@@ -426,7 +443,7 @@ Suite *elementwise_suite(void) {
   tcase_add_test(tc, test_complex_combine);
   tcase_add_loop_test(tc, test_hermitian_part, 0, 16);
   tcase_add_loop_test(tc, test_pair_grad_products, 0, 16);
-  tcase_add_test(tc, test_pair_shift);
+  tcase_add_test(tc, test_pair_shifts);
   tcase_add_test(tc, test_image_offset);
   tcase_add_test(tc, test_image_offset_large);
   tcase_add_test(tc, test_complex_scale);

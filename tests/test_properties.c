@@ -161,6 +161,51 @@ START_TEST(test_pairs_do_not_leak) {
 }
 END_TEST
 
+/* Magnitudes near FLT_MAX (and near the smallest normal floats): the layer
+ * is linear in x (y, dstrides) and in dy (dx, dstrides), so an image 2^k
+ * times a moderate one must give 2^k times its results wherever those are
+ * floats, alone (n*c = 1, 3) or beside a moderate image in either lane of
+ * the pair: case 0 an image of values near 10^38, case 1 one pixel at
+ * FLT_MAX / 4 in zeros (dy scaled down so that dstrides is a float), case 2
+ * values near 10^-35. */
+static void scale_by(float *v, size_t count, float s) {
+  for (size_t i = 0; i < count; i++) v[i] *= s;
+}
+
+START_TEST(test_extreme_magnitudes) {
+  const float up[] = {0x1p126f, 0x1p125f, 0x1p-116f}, dy_scale[] = {0x1p-110f, 0x1p-100f, 0x1p100f};
+  enum { H = 20, W = 18 };
+  const float s[2] = {1.8f, 2.3f};
+  ds_diffstride_desc d;
+  ds_diffstride_desc_init(&d);
+  int oh, ow;
+  ck_assert_int_eq(ds_diffstride_output_size(&d, H, W, s, &oh, &ow), DS_OK);
+  size_t in = H * W, out = (size_t)oh * ow;
+  float *x = buffer(3 * in, 31), *dy = buffer(3 * out, 32), *y = buffer(3 * out, 0), *want = buffer(out, 0), ds[2], ds_want[2];
+  if (_i == 1) memset(x, 0, sizeof(float) * in), x[7 * W + 5] = 1.0f;
+  ds_context *ctx = cpu_context(1);
+  ck_assert_int_eq(ds_diffstride_forward(ctx, &d, 1, 1, H, W, s, x, oh, ow, want), DS_OK);
+  ck_assert_int_eq(ds_diffstride_backward(ctx, &d, 1, 1, H, W, s, x, oh, ow, dy, NULL, ds_want), DS_OK);
+  scale_by(want, out, up[_i]), scale_by(ds_want, 2, up[_i] * dy_scale[_i]);
+  scale_by(x, in, up[_i]), scale_by(dy, out, dy_scale[_i]);
+  for (int slot = 0; slot < 3; slot++) { /* the extreme image alone, then in lane 0 and lane 1 of a pair */
+    float *xs = buffer(3 * in, 33), *dys = calloc(3 * out, sizeof(float)); /* the other images: dy = 0 */
+    int images = slot == 0 ? 1 : 3, at = slot == 2 ? 1 : 0;
+    memcpy(xs + at * in, x, sizeof(float) * in), memcpy(dys + at * out, dy, sizeof(float) * out);
+    ck_assert_int_eq(ds_diffstride_forward(ctx, &d, 1, images, H, W, s, xs, oh, ow, y), DS_OK);
+    ck_assert_int_eq(ds_diffstride_backward(ctx, &d, 1, images, H, W, s, xs, oh, ow, dys, NULL, ds), DS_OK);
+    for (size_t i = 0; i < out; i++) ck_assert_msg(isfinite(y[at * out + i]), "case %d slot %d: y[%zu] = %g", _i, slot, i, y[at * out + i]);
+    ck_assert_msg(rel_error_ff(y + at * out, want, out) < 2e-6, "case %d slot %d: y off by %g", _i, slot,
+                  rel_error_ff(y + at * out, want, out));
+    ck_assert_msg(isfinite(ds[0]) && isfinite(ds[1]) && rel_error_ff(ds, ds_want, 2) < 1e-5,
+                  "case %d slot %d: dstrides %g %g, want %g %g", _i, slot, ds[0], ds[1], ds_want[0], ds_want[1]);
+    free(xs), free(dys);
+  }
+  ds_context_destroy(ctx);
+  free(x), free(dy), free(y), free(want);
+}
+END_TEST
+
 /* A NaN or an infinity in one image stays in that image: its partner in
  * the shared transform gives what it gives alone (forward and dx), and the
  * bad image's own result is not finite. */
@@ -235,6 +280,7 @@ Suite *property_suite(void) {
   tcase_add_test(tc, test_spec_sizes);
   tcase_add_loop_test(tc, test_pairs_do_not_leak, 0, 3);
   tcase_add_loop_test(tc, test_non_finite_stays_in_its_image, 0, 3);
+  tcase_add_loop_test(tc, test_extreme_magnitudes, 0, 3);
   tcase_set_timeout(tc, 60);
   suite_add_tcase(s, tc);
   return s;

@@ -48,11 +48,11 @@ typedef struct grid_rows {
 } grid_rows;
 
 /* How a pair was packed: the lanes holding an image (bit 0: image 2*pair,
- * bit 1: the next), the second image's scale 2^shift, and the factor each
- * image's result is scaled back by (0 for an all-zero image, so that it
- * gives exact zeros whatever its partner leaves in its lane). */
+ * bit 1: the next) and the factor each image's result is scaled back by
+ * (the inverse of its ds_pair_shifts scale; 0 for an all-zero image, so that
+ * it gives exact zeros whatever its partner leaves in its lane). */
 typedef struct packing {
-  int lanes, shift;
+  int lanes;
   float back[2];
 } packing;
 
@@ -158,10 +158,10 @@ typedef struct row_pair {
 void ds__cpu_row_sums(const row_pair *r, float s0, float s1, double *sum, int n);
 
 /* Packing, unpacking and streaming (cpu_pack.c). */
-/* grid (gr's rows in spatial order) = image 2*pair + i * 2^shift * image
- * 2*pair+1 of tensor t (images of gr's size in b's layout), each only if
- * its bit is in lanes and it exists (else zeros); the shift is
- * ds_pair_shift's. */
+/* grid (gr's rows in spatial order) = 2^s0 * image 2*pair + i * 2^s1 *
+ * image 2*pair+1 of tensor t (images of gr's size in b's layout), each only
+ * if its bit is in lanes and it exists (else zeros); s0, s1 are
+ * ds_pair_shifts'. */
 packing ds__cpu_pack(const ds_batch *b, const grid_rows *gr, float *grid, const float *t, long long pair,
                      int lanes);
 /* Whether a call writing `bytes` of output streams it: writes it with

@@ -306,7 +306,7 @@ static int backward_pair(const crop_job *j, arena *a, long long pair, int lanes)
   if (spread_bad_values(&ky, cat(&j->gout, a->out, 0, 0))) return 0;
   if (j->grad && j->kept) {
     const float *block = j->kept + pair_block(j, pair);
-    kx = (packing){3, 0, {block[0], block[1]}};
+    kx = (packing){3, {block[0], block[1]}};
     accumulate_pair(j, a, &ky, &kx, block);
   } else if (j->grad) {
     kx = ds__cpu_pack(j->b, &j->gin, a->in, j->x, pair, lanes);

@@ -76,7 +76,7 @@ packing ds__cpu_pack(const ds_batch *b, const grid_rows *gr, float *grid, const 
   int step = ds_pixel_step(b->c, b->nhwc), run = row_run(gr);
   long long hw = (long long)gr->rows * gr->width;
   size_t row = (size_t)gr->width * (size_t)step;
-  packing k = {lanes & (2 * pair + 1 < images(b) ? 3 : 1), 0, {1.0f, 1.0f}};
+  packing k = {lanes & (2 * pair + 1 < images(b) ? 3 : 1), {1.0f, 1.0f}};
   const float *img[2];
   for (int lane = 0; lane < 2; lane++)
     img[lane] = t + ds_image_offset(2 * pair + (k.lanes & (1 << lane) ? lane : !lane), b->c, hw, b->nhwc);
@@ -91,10 +91,13 @@ packing ds__cpu_pack(const ds_batch *b, const grid_rows *gr, float *grid, const 
     m[lane] = 0.0f;
     for (long long p = 0; p < hw; p++) grid[2 * p + lane] = 0.0f;
   }
-  k.shift = ds_pair_shift(m[0], m[1]);
-  float s = ldexpf(1.0f, k.shift);
-  for (long long p = 0; k.shift && p < hw; p++) grid[2 * p + 1] *= s;
-  k.back[0] = m[0] != 0.0f, k.back[1] = (m[1] != 0.0f) * ldexpf(1.0f, -k.shift);
+  int shift[2];
+  ds_pair_shifts(m[0], m[1], shift);
+  for (int lane = 0; lane < 2; lane++) {
+    float s = ldexpf(1.0f, shift[lane]);
+    for (long long p = 0; shift[lane] && p < hw; p++) grid[2 * p + lane] *= s;
+    k.back[lane] = (m[lane] != 0.0f) * ldexpf(1.0f, -shift[lane]);
+  }
   return k;
 }
 
