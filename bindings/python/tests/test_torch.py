@@ -8,8 +8,14 @@ gradients are also compared with central finite differences of the module's
 loss, at strides where no frequency sits on an end of the mask's ramp (there
 the one-sided convention of the reference differs from a central difference).
 torch.autograd.gradcheck does not apply: the library computes in float32.
+
+With PyTorch >= 2.4 the modules run as custom operators (diffstride.torch_ops);
+CompileTest checks them under torch.compile, torch._dynamo.explain,
+torch.library.opcheck and torch.export, and that the older autograd.Function
+path gives the same bits.
 """
 import contextlib
+import copy
 import functools
 import math
 import threading
@@ -31,6 +37,13 @@ TOL = 1e-5
 TOL_STRIDES = 1e-4
 TOL_FD = 1e-3
 NO_TORCH = "PyTorch is not installed: the diffstride.torch tests need it"
+if torch is None:
+    NO_CUSTOM_OPS = NO_TORCH
+elif torch.__version__ < (2, 4):
+    NO_CUSTOM_OPS = (f"PyTorch {torch.__version__} is older than 2.4 (no torch.library.custom_op): "
+                     "diffstride.torch has only its eager path, no torch.compile/export tests")
+else:
+    NO_CUSTOM_OPS = None
 F64 = None if torch is None else torch.float64
 
 
@@ -94,8 +107,8 @@ def port_diffstride(x, strides, smoothness=4.0, cropping=True, shared_stride=Fal
     m_h = ramp(clip(h / s_h, 2.0, math.inf) / 2, vertical_positions(h), r)
     m_w = ramp(clip(w / s_w, 2.0, math.inf) / 2 + 1, torch.arange(w // 2 + 1, dtype=F64), r)
     z = torch.fft.rfft2(x) * (m_h[:, None] * m_w[None, :])
-    if not cropping:
-        return irfft2(z, w)
+    if not cropping:  # the spectrum's own length: an odd width loses a column
+        return irfft2(z, 2 * (w // 2))
     cols = kept(m_w)
     z = z.index_select(-2, kept(m_h)).index_select(-1, cols)
     return irfft2(z, 2 * (cols.numel() - 1))
@@ -125,8 +138,8 @@ def port_diffstride1d(x, stride, smoothness=4.0, cropping=True, lower_limit=1.0,
     s = clip(stride + (torch.maximum(stride, floor) - stride).detach(), lower_limit, upper_limit)
     m = ramp(clip(length / s, 2.0, math.inf) / 2 + 1, torch.arange(length // 2 + 1, dtype=F64), r)
     z = torch.fft.rfft(x) * m
-    if not cropping:
-        return real_inverse(z, length)
+    if not cropping:  # the spectrum's own length, as the 2-D layer
+        return real_inverse(z, 2 * (length // 2))
     cols = kept(m)
     return real_inverse(z.index_select(-1, cols), 2 * (cols.numel() - 1))
 
@@ -485,6 +498,239 @@ class DeviceTest(unittest.TestCase):
         t.join()
         self.assertEqual(errors, [])
         self.assertEqual(x.grad.shape, x.shape)
+
+
+# ------------------------------------------- torch.compile, torch.export
+
+if torch is not None:
+    class SmallCNN(torch.nn.Module):
+        """conv -> layer -> conv -> global average pool -> linear, 2-D or 1-D:
+        x (2,3,H,W) or (2,3,L) -> (2,4). An explicit forward: inside
+        nn.Sequential's loop, a graph break makes dynamo run the whole loop
+        eagerly."""
+
+        def __init__(self, layer, ndim, seed=0):
+            super().__init__()
+            torch.manual_seed(seed)
+            conv = torch.nn.Conv2d if ndim == 2 else torch.nn.Conv1d
+            self.conv1, self.layer = conv(3, 6, 3, padding=1), layer
+            self.conv2 = conv(6, 6, 3, padding=1)
+            self.fc = torch.nn.Linear(6, 4)
+
+        def forward(self, x):
+            y = self.conv2(self.layer(self.conv1(x)))
+            return self.fc(y.mean(tuple(range(2, y.dim()))))
+
+
+def is_stride(name):
+    return name.endswith("strides") or name.endswith("stride")
+
+
+def train(model, run, x, steps, stride_lr):
+    """`steps` SGD steps of run(x) (model, or model compiled) on the loss
+    sum(y^2); the strides learn with stride_lr, so that the layer's output
+    size changes. Per step: (y, dx, {name: grad}, {name: value after the
+    forward}) (the strides' values then are the effective strides)."""
+    params = dict(model.named_parameters())
+    optimizer = torch.optim.SGD([
+        {"params": [p for n, p in params.items() if not is_stride(n)], "lr": 0.05},
+        {"params": [p for n, p in params.items() if is_stride(n)], "lr": stride_lr}])
+    results = []
+    for _ in range(steps):
+        xg = x.detach().clone().requires_grad_(True)
+        y = run(xg)
+        y.square().sum().backward()
+        results.append((y.detach(), xg.grad,
+                        {n: p.grad.clone() for n, p in params.items()},
+                        {n: p.detach().clone() for n, p in params.items()}))
+        optimizer.step()
+        optimizer.zero_grad()
+    return results
+
+
+def layer_sizes(model, x, steps, stride_lr):
+    """The layer's output shape at each step of train(model, model, ...)."""
+    shapes = []
+    hook = model.layer.register_forward_hook(lambda _m, _i, y: shapes.append(tuple(y.shape)))
+    try:
+        train(model, model, x, steps, stride_lr)
+    finally:
+        hook.remove()
+    return shapes
+
+
+@unittest.skipIf(NO_CUSTOM_OPS, NO_CUSTOM_OPS)
+class CompileTest(unittest.TestCase):
+    """The custom-operator path (PyTorch >= 2.4): torch.compile, explain,
+    opcheck, export, and the same bits as the autograd.Function path.
+
+    Output sizes: spectral pooling's are static. DiffStride's follow the
+    strides' values, which the fake kernels give as unbacked symbolic sizes;
+    by default dynamo declines such an operator (capture_dynamic_output_shape_ops
+    is off) and breaks the graph at it, so that inductor gets concrete sizes
+    after it (inductor cannot lower a convolution on unbacked sizes).
+    """
+
+    # name: (layer, ndim, input shape, stride learning rate); the rate makes
+    # the DiffStride output size change between the two steps.
+    MODELS = {
+        "DiffStride2d": (lambda: DiffStride2d((2.3, 2.7)), 2, (2, 3, 24, 24), 3000.0),
+        "DiffStride1d": (lambda: DiffStride1d(2.3), 1, (2, 3, 40), 1000.0),
+        "SpectralPool2d": (lambda: SpectralPool2d((2.0, 3.0)), 2, (2, 3, 24, 24), 0.0),
+    }
+
+    def model(self, name):
+        """(a fresh SmallCNN with the layer `name`, x)."""
+        make, ndim, shape, _ = self.MODELS[name]
+        return SmallCNN(make(), ndim), random(shape, 80)
+
+    def assert_same_training(self, want, got):
+        """Two train() results agree: outputs, dx, every gradient and the
+        written-back strides."""
+        for step, (w, g) in enumerate(zip(want, got)):
+            with self.subTest(step=step):
+                self.assertLess(rel_err(g[0], w[0]), TOL)
+                self.assertLess(rel_err(g[1], w[1]), TOL)
+                for name in w[2]:
+                    tol = TOL_STRIDES if is_stride(name) else TOL
+                    self.assertLess(rel_err(g[2][name], w[2][name]), tol, name)
+                    self.assertLess(rel_err(g[3][name], w[3][name]), TOL, name)
+
+    def check_compiled(self, name, **compile_options):
+        """Two training steps of the compiled model against eager."""
+        eager, x = self.model(name)
+        stride_lr = self.MODELS[name][3]
+        if stride_lr:
+            sizes = layer_sizes(copy.deepcopy(eager), x, 2, stride_lr)
+            self.assertNotEqual(sizes[0], sizes[1], "the strides' step should change the size")
+        model = copy.deepcopy(eager)
+        compiled = torch.compile(model, **compile_options)
+        self.assert_same_training(train(eager, eager, x, 2, stride_lr),
+                                  train(model, compiled, x, 2, stride_lr))
+
+    def test_compiled_equals_eager(self):
+        for name in self.MODELS:
+            with self.subTest(layer=name):
+                torch._dynamo.reset()
+                self.check_compiled(name)
+
+    def test_fullgraph_with_unbacked_sizes(self):
+        # One graph with the DiffStride operator in it (fullgraph=True lets
+        # dynamo capture its data-dependent sizes); aot_eager, because
+        # inductor (2.15, CPU) cannot lower the convolution after it on
+        # unbacked sizes.
+        for name in ("DiffStride2d", "DiffStride1d"):
+            with self.subTest(layer=name):
+                torch._dynamo.reset()
+                self.check_compiled(name, fullgraph=True, backend="aot_eager")
+
+    def test_no_graph_break_but_at_the_diffstride_operator(self):
+        for name in self.MODELS:
+            with self.subTest(layer=name):
+                model, x = self.model(name)
+                torch._dynamo.reset()
+                explained = torch._dynamo.explain(model)(x)
+                if name == "SpectralPool2d":
+                    self.assertEqual((explained.graph_count, explained.graph_break_count), (1, 0))
+                    continue
+                # The one operator with data-dependent output sizes, declined
+                # by default; the break shows once per frame on the stack
+                # (the model's forward, then _learned_forward).
+                op = f"diffstride.{name.lower()}.default"
+                self.assertTrue(explained.break_reasons)
+                for reason in explained.break_reasons:
+                    self.assertTrue(reason.reason.startswith("Dynamic shape operator"),
+                                    reason.reason)
+                    self.assertIn(op, reason.reason)
+                    self.assertEqual(reason.user_stack[-2].name, "_learned_forward")
+                torch._dynamo.reset()
+                with torch._dynamo.config.patch(capture_dynamic_output_shape_ops=True):
+                    explained = torch._dynamo.explain(model)(x)
+                self.assertEqual((explained.graph_count, explained.graph_break_count), (1, 0))
+
+    def test_opcheck(self):
+        from diffstride import torch_ops as ops
+        x = random((2, 3, 20, 18), 90)
+        xc = x.contiguous(memory_format=torch.channels_last)
+        x1 = random((2, 3, 33), 91)
+        x1t = x1.transpose(1, 2).contiguous().transpose(1, 2)  # NLC
+        s, s1 = torch.tensor([2.3, 2.7]), torch.tensor([2.3])
+        desc = (4.0, True, False, 1.0, math.inf)
+        forwards = [
+            (ops.diffstride2d, (x.clone().requires_grad_(True), s.clone().requires_grad_(True),
+                                *desc, True)),
+            (ops.diffstride2d, (xc, s, *desc, True)),
+            (ops.diffstride2d, (x, s, 4.0, False, False, 1.0, math.inf, False)),  # cropping off
+            (ops.diffstride2d, (xc, s[:1], 2.0, True, True, 1.5, 3.0, True)),  # shared, limits
+            (ops.diffstride1d, (x1.clone().requires_grad_(True), s1.clone().requires_grad_(True),
+                                *desc, True)),
+            (ops.diffstride1d, (x1t, s1, *desc, False)),
+            (ops.spectral_pool2d, (x.clone().requires_grad_(True), [2.0, 3.0])),
+            (ops.spectral_pool2d, (xc, [1.5, 2.5])),
+        ]
+        backwards = []
+        learned = ((ops.diffstride2d, ops.diffstride2d_backward, (x, xc), s),
+                   (ops.diffstride1d, ops.diffstride1d_backward, (x1, x1t), s1))
+        for op, backward_op, xs, strides in learned:
+            for xi in xs:  # the backward's inputs from a forward, NCHW / NCL, then NHWC / NLC
+                y, reserve, _ = op(xi, strides, *desc, True)
+                dy = random(y.shape, 92)
+                nhwc = not xi.is_contiguous()
+                for need in ((True, True), (True, False), (False, True)):  # need_dx, need_dstrides
+                    backwards.append((backward_op, (dy, reserve, strides, *xi.shape[2:], *desc,
+                                                    nhwc, *need)))
+        for xi, nhwc in ((x, False), (xc, True)):
+            dy = random(ops.spectral_pool2d(xi, [2.0, 3.0]).shape, 93)
+            backwards.append((ops.spectral_pool2d_backward, (dy, 20, 18, [2.0, 3.0], nhwc)))
+        for i, (op, args) in enumerate(forwards + backwards):
+            with self.subTest(op=str(op), sample=i):
+                torch.library.opcheck(op, args)
+
+    def test_export(self):
+        for name in self.MODELS:
+            with self.subTest(layer=name):
+                eager, x = self.model(name)
+                exported = torch.export.export(copy.deepcopy(eager), (x,)).module()
+                stride_lr = self.MODELS[name][3]
+                self.assert_same_training(train(eager, eager, x, 2, stride_lr),
+                                          train(exported, exported, x, 2, stride_lr))
+
+    def test_export_dynamic_batch(self):
+        for name in self.MODELS:
+            with self.subTest(layer=name):
+                model, x = self.model(name)
+                batch = torch.export.Dim("batch")
+                exported = torch.export.export(copy.deepcopy(model), (x,),
+                                               dynamic_shapes=({0: batch},)).module()
+                x5 = random((5,) + x.shape[1:], 81)
+                self.assertLess(rel_err(exported(x5), model(x5)), TOL)
+
+    def test_function_path_gives_the_same_bits(self):
+        import diffstride.torch as modules
+        x = random((2, 3, 32, 32), 94)
+        x1 = random((2, 3, 40), 95).transpose(1, 2).contiguous().transpose(1, 2)
+        cases = [
+            (lambda: DiffStride2d((2.3, 2.7)), x),
+            (lambda: DiffStride2d((2.3, 2.7)), x.contiguous(memory_format=torch.channels_last)),
+            (lambda: DiffStride2d((0.5,), shared_stride=True, upper_limit=3.0), x),
+            (lambda: DiffStride2d((2.2, 3.1), cropping=False), x),
+            (lambda: DiffStride1d(2.3), x1),
+            (lambda: SpectralPool2d((2.0, 3.0)), x.contiguous(memory_format=torch.channels_last)),
+        ]
+        for i, (make, xi) in enumerate(cases):
+            results = []
+            for custom_ops in (True, False):
+                with mock.patch.object(modules, "_CUSTOM_OPS", custom_ops):
+                    module = make()
+                    param = next(module.parameters(), None)
+                    xg = xi.detach().clone().requires_grad_(True)
+                    y = module(xg)
+                    (y * random(y.shape, 96)).sum().backward()
+                    results.append([y, xg.grad] + ([] if param is None else [param.grad, param]))
+            with self.subTest(case=i):
+                for got, want in zip(*results):
+                    self.assertEqual(got.stride(), want.stride())
+                    self.assertTrue(torch.equal(got, want))
 
 
 if __name__ == "__main__":
