@@ -68,9 +68,13 @@ ds_status ds__reserve_open(ds_context *ctx, const ds_crop *g, const ds_batch *b,
   return DS_OK;
 }
 
+/* The whole RESERVE_HEADER bytes are written, the header and zeros after
+ * it, so that a reserve's content is a function of the call alone. */
 ds_status ds__reserve_seal(ds_context *ctx, const ds_crop *g, const ds_batch *b, void *reserve) {
+  unsigned char bytes[RESERVE_HEADER] = {0};
   reserve_header hd = header_of(ctx, g, b);
-  return ctx->backend->copy(ctx, reserve, &hd, sizeof hd, 1);
+  memcpy(bytes, &hd, sizeof hd);
+  return ctx->backend->copy(ctx, reserve, bytes, sizeof bytes, 1);
 }
 
 float *ds__reserve_spectra(const void *reserve) { return (float *)((uintptr_t)reserve + RESERVE_HEADER); }
