@@ -1,6 +1,8 @@
 /* Datasets: Fashion-MNIST (IDX, gzip or plain), CIFAR-10/100 (binary),
  * synthetic; normalization, augmentation and mixup. */
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,46 +21,69 @@ static uint32_t be32(const uint8_t *b) {
   return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-/* Reads exactly `count` bytes (file then holds no more when `last`). */
-static int read_exact(gzFile f, const char *path, void *buf, size_t count, int last,
-                      rn_error *err) {
-  size_t got = 0;
-  while (got < count) {
-    unsigned chunk = count - got > (1u << 30) ? 1u << 30 : (unsigned)(count - got);
-    int n = gzread(f, (uint8_t *)buf + got, chunk);
-    if (n <= 0) break;
-    got += (size_t)n;
-  }
-  if (got < count)
-    return rn_fail(err, "%s: truncated: %zu bytes where %zu were expected", path, got, count);
-  uint8_t extra;
-  if (last && gzread(f, &extra, 1) > 0)
-    return rn_fail(err, "%s: trailing bytes after the %zu expected", path, count);
+/* Reads exactly `count` bytes. */
+static int read_exact(gzFile f, const char *path, void *buf, size_t count, rn_error *err) {
+  int n = gzread(f, buf, (unsigned)count);
+  if (n < 0 || (size_t)n < count)
+    return rn_fail(err, "%s: truncated: %d bytes where %zu were expected", path, n < 0 ? 0 : n, count);
   return 0;
+}
+
+/* The header's sizes: the count in [1, INT_MAX], each side in [1,
+ * RN_MAX_SIDE], checked before they are multiplied (total < 2^51). */
+static int idx_sizes(const uint8_t *head, int ndims, uint32_t *dims, size_t *total, const char *path,
+                     rn_error *err) {
+  if (be32(head) != 0x800u + (uint32_t)ndims)
+    return rn_fail(err, "%s: bad magic 0x%08x (an IDX file of unsigned bytes, %d dimensions, has 0x%08x)", path,
+                   be32(head), ndims, 0x800u + (uint32_t)ndims);
+  *total = 1;
+  for (int i = 0; i < ndims; i++) {
+    uint32_t max = i == 0 ? INT_MAX : RN_MAX_SIDE;
+    dims[i] = be32(head + 4 + 4 * i);
+    if (dims[i] < 1 || dims[i] > max)
+      return rn_fail(err, "%s: header size %d is %u: expected 1 to %u", path, i, dims[i], max);
+    *total *= dims[i];
+  }
+  return 0;
+}
+
+/* Exactly `total` bytes of data, then the end of the file. The buffer grows
+ * as the bytes arrive (from 1 MiB, doubling), so a header that claims more
+ * than the file holds costs no more memory than the file's contents. */
+static uint8_t *read_payload(gzFile f, const char *path, size_t total, rn_error *err) {
+  uint8_t *data = NULL, extra;
+  size_t cap = 0, got = 0;
+  int n = 1, errnum = Z_OK;
+  while (got < total && n > 0) {
+    if (got == cap) {
+      size_t next = cap ? 2 * cap : (size_t)1 << 20;
+      next = next < total ? next : total;
+      uint8_t *grown = realloc(data, next);
+      if (!grown) return free(data), rn_fail(err, "%s: out of memory allocating %zu bytes", path, next), NULL;
+      data = grown, cap = next;
+    }
+    n = gzread(f, data + got, cap - got > (1u << 30) ? 1u << 30 : (unsigned)(cap - got));
+    got += n > 0 ? (size_t)n : 0;
+  }
+  const char *why = n < 0 ? gzerror(f, &errnum) : NULL;
+  if (why) rn_fail(err, "%s: read failed after %zu bytes: %s", path, got, errnum == Z_ERRNO ? strerror(errno) : why);
+  else if (got < total) rn_fail(err, "%s: truncated: %zu bytes where %zu were expected", path, got, total);
+  else if (gzread(f, &extra, 1) > 0) rn_fail(err, "%s: trailing bytes after the %zu expected", path, total);
+  else return data;
+  free(data);
+  return NULL;
 }
 
 /* An IDX file with magic 0x0000080<dims>: returns its data (malloc'ed) and
  * sizes (dims[0] = count). */
 static uint8_t *read_idx(const char *path, int ndims, uint32_t *dims, rn_error *err) {
+  errno = 0;
   gzFile f = gzopen(path, "rb");
-  if (!f) return rn_fail(err, "%s: cannot open: %s", path, strerror(errno)), NULL;
-  uint8_t head[16];
-  uint8_t *data = NULL;
-  if (read_exact(f, path, head, 4 + 4 * (size_t)ndims, 0, err)) goto done;
-  if (be32(head) != 0x800u + (uint32_t)ndims) {
-    rn_fail(err, "%s: bad magic 0x%08x (an IDX file of unsigned bytes, %d dimensions, has 0x%08x)",
-            path, be32(head), ndims, 0x800u + (uint32_t)ndims);
-    goto done;
-  }
-  size_t total = 1;
-  for (int i = 0; i < ndims; i++) total *= dims[i] = be32(head + 4 + 4 * i);
-  if (total == 0 || total > ((size_t)1 << 32)) {
-    rn_fail(err, "%s: implausible sizes (%zu bytes of data)", path, total);
-    goto done;
-  }
-  data = malloc(total);
-  if (!data || read_exact(f, path, data, total, 1, err)) free(data), data = NULL;
-done:
+  if (!f) return rn_fail(err, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory"), NULL;
+  uint8_t head[16], *data = NULL;
+  size_t total = 0;
+  if (!read_exact(f, path, head, 4 + 4 * (size_t)ndims, err) && !idx_sizes(head, ndims, dims, &total, path, err))
+    data = read_payload(f, path, total, err);
   gzclose(f);
   return data;
 }
@@ -99,6 +124,17 @@ int rn_load_idx_pair(rn_dataset *s, const char *images, const char *labels, int 
 
 enum { CIFAR_SIDE = 32, CIFAR_PIXELS = 3 * 32 * 32 };
 
+/* Room for `more` records after the s->count already held. */
+static int cifar_grow(rn_dataset *s, size_t more, const char *path, rn_error *err) {
+  size_t count = (size_t)s->count + more;
+  uint8_t *img = realloc(s->images, count * CIFAR_PIXELS);
+  if (img) s->images = img;
+  uint8_t *lab = img ? realloc(s->labels, count) : NULL;
+  if (lab) s->labels = lab;
+  return lab ? 0 : rn_fail(err, "%s: out of memory allocating %zu bytes for %zu images", path, count * (CIFAR_PIXELS + 1),
+                           count);
+}
+
 /* Appends the records of one CIFAR binary file: label_bytes label bytes (the
  * last one is the label) then R, G, B planes of 32x32; stored as HWC. */
 static int cifar_file(rn_dataset *s, const char *path, int label_bytes, rn_error *err) {
@@ -109,23 +145,22 @@ static int cifar_file(rn_dataset *s, const char *path, int label_bytes, rn_error
   if (fstat(fileno(f), &st) || st.st_size <= 0 || (size_t)st.st_size % rec)
     return fclose(f), rn_fail(err, "%s: %lld bytes is not a whole number of %zu-byte records (truncated or not CIFAR%s)",
                               path, (long long)st.st_size, rec, label_bytes == 1 ? "-10" : "-100");
-  int count = (int)((size_t)st.st_size / rec);
-  uint8_t *img = realloc(s->images, (size_t)(s->count + count) * CIFAR_PIXELS);
-  uint8_t *lab = img ? realloc(s->labels, (size_t)(s->count + count)) : NULL;
-  uint8_t *buf = malloc(rec);
-  if (img) s->images = img;
-  if (lab) s->labels = lab;
-  int got = 0;
-  for (int i = 0; img && lab && buf && i < count && fread(buf, 1, rec, f) == rec; i++, got++) {
-    uint8_t *dst = s->images + (size_t)(s->count + i) * CIFAR_PIXELS;
+  size_t records = (size_t)st.st_size / rec;
+  if (records > (size_t)(INT_MAX - s->count))
+    return fclose(f), rn_fail(err, "%s: %zu records: more than %d images in all", path, records, INT_MAX);
+  int count = (int)records, got = 0;
+  uint8_t buf[1 + 1 + CIFAR_PIXELS];
+  if (cifar_grow(s, records, path, err)) return fclose(f), -1;
+  for (; got < count && fread(buf, 1, rec, f) == rec; got++) {
+    uint8_t *dst = s->images + (size_t)(s->count + got) * CIFAR_PIXELS;
     for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
       for (int ch = 0; ch < 3; ch++) dst[p * 3 + ch] = buf[label_bytes + ch * 1024 + p];
-    s->labels[s->count + i] = buf[label_bytes - 1];
+    s->labels[s->count + got] = buf[label_bytes - 1];
   }
-  int ok = got == count;
-  free(buf);
+  int failed = ferror(f) ? errno : 0;
   fclose(f);
-  if (!ok) return rn_fail(err, "%s: read failed or out of memory", path);
+  if (got < count)
+    return rn_fail(err, "%s: read failed at record %d: %s", path, got, failed ? strerror(failed) : "the file shrank");
   int first = s->count;
   s->count += count;
   return check_labels(s->labels + first, count, s->classes, path, err);
@@ -150,9 +185,11 @@ int rn_write_cifar(const rn_dataset *s, const char *path, rn_error *err) {
     rec[0] = s->labels[i];
     for (int p = 0; p < CIFAR_SIDE * CIFAR_SIDE; p++)
       for (int ch = 0; ch < 3; ch++) rec[1 + ch * 1024 + p] = src[p * 3 + ch];
-    fwrite(rec, 1, sizeof rec, f);
+    if (fwrite(rec, 1, sizeof rec, f) != sizeof rec) break;
   }
-  return fclose(f) ? rn_fail(err, "%s: write failed: %s", path, strerror(errno)) : 0;
+  int failed = ferror(f) ? errno : 0;
+  if (fclose(f) && !failed) failed = errno;
+  return failed ? rn_fail(err, "write %s: %s", path, strerror(failed)) : 0;
 }
 
 /* ------------------------------------------------------------ synthetic */
@@ -162,13 +199,16 @@ int rn_write_cifar(const rn_dataset *s, const char *path, rn_error *err) {
  * noise, so a network can learn them. */
 enum { WAVES = 3 };
 
-static void synthetic(rn_dataset *s, int count, int h, int w, int c, int classes,
-                      const double *tpl, rn_rng *rng) {
-  *s = (rn_dataset){count, h, w, c, classes, malloc((size_t)count * h * w * c), malloc((size_t)count)};
+/* count images of h x w x c (at most 3 * 2^20 bytes each: int indices). */
+static int synthetic(rn_dataset *s, int count, int h, int w, int c, int classes, const double *tpl,
+                     rn_rng *rng, rn_error *err) {
+  int pixels = h * w * c;
+  *s = (rn_dataset){count, h, w, c, classes, rn_alloc((size_t)count, (size_t)pixels, "synthetic images", err), NULL};
+  if (!s->images || !(s->labels = rn_alloc((size_t)count, 1, "synthetic labels", err))) return -1;
   for (int i = 0; i < count; i++) {
     int k = (int)rn_rng_below(rng, (uint32_t)classes);
     s->labels[i] = (uint8_t)k;
-    for (int p = 0; p < h * w * c; p++) {
+    for (int p = 0; p < pixels; p++) {
       int y = p / (w * c), x = p / c % w, ch = p % c;
       double v = 0.0;
       for (int q = 0; q < WAVES; q++) {
@@ -176,21 +216,22 @@ static void synthetic(rn_dataset *s, int count, int h, int w, int c, int classes
         v += t[0] * cos(6.0 * t[1] * y / h + 6.0 * t[2] * x / w + 6.3 * t[3]);
       }
       double px = 128.0 + 40.0 * v + 30.0 * rn_rng_normal(rng);
-      s->images[(size_t)i * h * w * c + p] = (uint8_t)(px < 0 ? 0 : px > 255 ? 255 : px);
+      s->images[(size_t)i * pixels + p] = (uint8_t)(px < 0 ? 0 : px > 255 ? 255 : px);
     }
   }
+  return 0;
 }
 
 /* ------------------------------------------------------------- datasets */
 
 static int load_fashion(rn_data *d, const char *dir, rn_error *err) {
-  char a[4096], b[4096];
+  char a[RN_MAX_PATH], b[RN_MAX_PATH];
   const char *parts[2][2] = {{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
                              {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}};
   rn_dataset *sets[2] = {&d->train, &d->test};
   for (int i = 0; i < 2; i++) {
-    snprintf(a, sizeof a, "%s/%s", dir, parts[i][0]);
-    snprintf(b, sizeof b, "%s/%s", dir, parts[i][1]);
+    if (rn_path(a, sizeof a, err, "%s/%s", dir, parts[i][0]) || rn_path(b, sizeof b, err, "%s/%s", dir, parts[i][1]))
+      return -1;
     if (rn_load_idx_pair(sets[i], a, b, 10, err)) {
       struct stat st;
       if (strcmp(dir, FASHION_DIR) == 0 && stat(dir, &st) != 0)
@@ -202,46 +243,75 @@ static int load_fashion(rn_data *d, const char *dir, rn_error *err) {
   return 0;
 }
 
-/* dir or dir/sub, whichever holds `probe`. */
-static void cifar_dir(char *out, size_t size, const char *dir, const char *sub, const char *probe) {
+/* dir/sub when it holds `probe`, else dir. */
+static int cifar_dir(char *out, size_t size, const char *dir, const char *sub, const char *probe, rn_error *err) {
   struct stat st;
-  snprintf(out, size, "%s/%s/%s", dir, sub, probe);
-  if (stat(out, &st) == 0) snprintf(out, size, "%s/%s", dir, sub);
-  else snprintf(out, size, "%s", dir);
+  if (rn_path(out, size, err, "%s/%s/%s", dir, sub, probe)) return -1;
+  if (stat(out, &st) == 0) return rn_path(out, size, err, "%s/%s", dir, sub);
+  return rn_path(out, size, err, "%s", dir);
 }
 
+/* CIFAR-10: data_batch_1..5.bin and test_batch.bin; CIFAR-100: train.bin
+ * and test.bin (names[0..ntrain) training files, names[5] the test file). */
 static int load_cifar_dir(rn_data *d, const char *dir, int hundred, rn_error *err) {
-  char base[3000], names[7][4096];
-  const char *train[5], *test[1];
-  cifar_dir(base, sizeof base, dir, hundred ? "cifar-100-binary" : "cifar-10-batches-bin",
-            hundred ? "train.bin" : "data_batch_1.bin");
-  int ntrain = hundred ? 1 : 5;
-  for (int i = 0; i < ntrain; i++) {
-    if (hundred) snprintf(names[i], sizeof names[i], "%s/train.bin", base);
-    else snprintf(names[i], sizeof names[i], "%s/data_batch_%d.bin", base, i + 1);
-    train[i] = names[i];
+  char base[RN_MAX_PATH], names[6][RN_MAX_PATH];
+  const char *files[6];
+  int ntrain = hundred ? 1 : 5, lb = hundred ? 2 : 1, classes = hundred ? 100 : 10;
+  if (cifar_dir(base, sizeof base, dir, hundred ? "cifar-100-binary" : "cifar-10-batches-bin",
+                hundred ? "train.bin" : "data_batch_1.bin", err))
+    return -1;
+  for (int i = 0; i < 6; i++) {
+    int rc = i == 5    ? rn_path(names[i], sizeof names[i], err, "%s/%s", base, hundred ? "test.bin" : "test_batch.bin")
+             : hundred ? rn_path(names[i], sizeof names[i], err, "%s/train.bin", base)
+                       : rn_path(names[i], sizeof names[i], err, "%s/data_batch_%d.bin", base, i + 1);
+    if (rc) return -1;
+    files[i] = names[i];
   }
-  snprintf(names[6], sizeof names[6], "%s/%s", base, hundred ? "test.bin" : "test_batch.bin");
-  test[0] = names[6];
-  int lb = hundred ? 2 : 1, classes = hundred ? 100 : 10;
-  if (rn_load_cifar(&d->train, train, ntrain, lb, classes, err)) return -1;
-  return rn_load_cifar(&d->test, test, 1, lb, classes, err);
+  if (rn_load_cifar(&d->train, files, ntrain, lb, classes, err)) return -1;
+  return rn_load_cifar(&d->test, files + 5, 1, lb, classes, err);
+}
+
+/* A decimal number of `text` up to the separator sep, which it steps over. */
+static int spec_number(const char **text, char sep, long *out) {
+  char *end;
+  if (!isdigit((unsigned char)**text)) return -1;
+  errno = 0;
+  *out = strtol(*text, &end, 10);
+  if (errno || *end != sep) return -1;
+  *text = sep ? end + 1 : end;
+  return 0;
+}
+
+/* "HxWxC[:CLASSES]": H and W in [2, RN_MAX_SIDE], C in [1, 3], CLASSES in
+ * [2, RN_MAX_CLASSES] (default 10). */
+static int synthetic_spec(const char *arg, int v[4], rn_error *err) {
+  long h, w, c, classes = 10;
+  const char *p = arg;
+  int ok = !spec_number(&p, 'x', &h) && !spec_number(&p, 'x', &w) &&
+           (!spec_number(&p, '\0', &c) || (!spec_number(&p, ':', &c) && !spec_number(&p, '\0', &classes)));
+  if (ok && (h > RN_MAX_SIDE || w > RN_MAX_SIDE))
+    return rn_fail(err, "synthetic:%s: images of %ldx%ld are too large: expected H and W in [2, %d]", arg, h, w,
+                   RN_MAX_SIDE);
+  if (!ok || h < 2 || w < 2 || c < 1 || c > 3 || classes < 2 || classes > RN_MAX_CLASSES)
+    return rn_fail(err, "synthetic:%s: expected synthetic:HxWxC[:CLASSES], H and W in [2, %d], C in [1, 3], "
+                        "CLASSES in [2, %d]", arg, RN_MAX_SIDE, RN_MAX_CLASSES);
+  v[0] = (int)h, v[1] = (int)w, v[2] = (int)c, v[3] = (int)classes;
+  return 0;
 }
 
 static int load_synthetic(rn_data *d, const char *arg, rn_error *err) {
-  int h, w, c, classes = 10, used = 0;
-  if (sscanf(arg, "%dx%dx%d%n", &h, &w, &c, &used) != 3 || (arg[used] && sscanf(arg + used, ":%d", &classes) != 1) ||
-      h < 2 || w < 2 || c < 1 || c > 3 || classes < 2 || classes > 256)
-    return rn_fail(err, "synthetic:%s: expected synthetic:HxWxC[:CLASSES] with C in 1..3", arg);
+  int v[4] = {0};
+  if (synthetic_spec(arg, v, err)) return -1;
   rn_rng rng;
   rn_rng_seed(&rng, 20221);
-  double *tpl = malloc(sizeof(double) * (size_t)classes * c * WAVES * 4);
-  if (!tpl) return rn_fail(err, "out of memory");
-  for (int i = 0; i < classes * c * WAVES * 4; i++) tpl[i] = rn_rng_uniform(&rng);
-  synthetic(&d->train, 2048, h, w, c, classes, tpl, &rng);
-  synthetic(&d->test, 512, h, w, c, classes, tpl, &rng);
+  size_t ntpl = (size_t)v[3] * v[2] * WAVES * 4;
+  double *tpl = rn_alloc(ntpl, sizeof *tpl, "the synthetic class templates", err);
+  if (!tpl) return -1;
+  for (size_t i = 0; i < ntpl; i++) tpl[i] = rn_rng_uniform(&rng);
+  int rc = synthetic(&d->train, 2048, v[0], v[1], v[2], v[3], tpl, &rng, err) ||
+           synthetic(&d->test, 512, v[0], v[1], v[2], v[3], tpl, &rng, err);
   free(tpl);
-  return 0;
+  return rc ? -1 : 0;
 }
 
 /* Per-channel mean and standard deviation of the training images in [0, 1]. */

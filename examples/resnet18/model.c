@@ -1,35 +1,18 @@
 /* The pre-activation ResNet-18 of docs/trainer.md as a list of
  * ops over NHWC tensors, its shapes, parameters and the passes over it. */
+#include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend.h"
 
 static const int base_widths[RN_STAGES] = {64, 64, 128, 256, 512};
 
-int rn_fail(rn_error *err, const char *fmt, ...) {
-  if (err) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
-
-double rn_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 const char *rn_mode_name(rn_mode m) {
   static const char *names[] = {"strided", "spectral", "diffstride"};
-  return names[m];
+  return m >= RN_STRIDED && m <= RN_DIFFSTRIDE ? names[m] : "(unknown mode)";
 }
 
 int rn_mode_parse(const char *s, rn_mode *m) {
@@ -172,21 +155,34 @@ static void build(rn_model *m) {
 
 /* ------------------------------------------------------- config, params */
 
-static int check_config(const rn_config *c, rn_error *err) {
-  if (!(c->width > 0.0f && c->width <= 8.0f))
-    return rn_fail(err, "width multiplier %g: must be in (0, 8]", (double)c->width);
-  if (c->in_h < 2 || c->in_w < 2 || c->in_c < 1 || c->classes < 2)
-    return rn_fail(err, "input %dx%dx%d with %d classes: need h, w >= 2, c >= 1, classes >= 2",
-                   c->in_h, c->in_w, c->in_c, c->classes);
-  if (!(c->smoothness > 0.0f)) return rn_fail(err, "smoothness R = %g: must be > 0", (double)c->smoothness);
+static int check_input(const rn_config *c, rn_error *err) {
+  if (c->in_h < 2 || c->in_h > RN_MAX_SIDE || c->in_w < 2 || c->in_w > RN_MAX_SIDE || c->in_c < 1 ||
+      c->in_c > 3 || c->classes < 2 || c->classes > RN_MAX_CLASSES)
+    return rn_fail(err, "input %dx%dx%d with %d classes: need h and w in [2, %d], c in [1, 3], classes in [2, %d]",
+                   c->in_h, c->in_w, c->in_c, c->classes, RN_MAX_SIDE, RN_MAX_CLASSES);
+  return 0;
+}
+
+/* Strides are checked before anything converts one to an int. */
+static int check_strides(const rn_config *c, rn_error *err) {
   for (int i = 0; i < RN_STAGES; i++) {
     float s = c->strides[i];
-    if (!isfinite(s) || s < 1.0f)
-      return rn_fail(err, "stride %d = %g: strides must be finite and >= 1", i, (double)s);
+    if (!isfinite(s) || s < 1.0f || s > RN_MAX_STRIDE)
+      return rn_fail(err, "stride %d = %g: strides must be finite and in [1, %d]", i, (double)s, RN_MAX_STRIDE);
     if (c->mode == RN_STRIDED && s != floorf(s))
       return rn_fail(err, "stride %d = %g: strided convolutions need whole strides", i, (double)s);
   }
   return 0;
+}
+
+int rn_config_check(const rn_config *c, rn_error *err) {
+  if (c->mode < RN_STRIDED || c->mode > RN_DIFFSTRIDE)
+    return rn_fail(err, "mode %d: expected 0 (strided), 1 (spectral) or 2 (diffstride)", (int)c->mode);
+  if (!(c->width > 0.0f && c->width <= 8.0f))
+    return rn_fail(err, "width multiplier %g: must be in (0, 8]", (double)c->width);
+  if (!(c->smoothness > 0.0f) || !isfinite(c->smoothness))
+    return rn_fail(err, "smoothness R = %g: must be finite and > 0", (double)c->smoothness);
+  return check_input(c, err) || check_strides(c, err) ? -1 : 0;
 }
 
 /* He-normal convolutions, unit/zero batch norm, uniform(+-1/sqrt(c)) dense;
@@ -229,7 +225,9 @@ static float *device_zeros(const rn_backend *be, size_t count) {
 int rn_model_create(rn_model *m, const rn_config *cfg, const rn_backend *be, int threads,
                     rn_rng *rng, rn_error *err) {
   memset(m, 0, sizeof *m);
-  if (check_config(cfg, err)) return -1;
+  if (threads < 1 || threads > RN_MAX_THREADS)
+    return rn_fail(err, "%d threads: expected 1 to %d", threads, RN_MAX_THREADS);
+  if (rn_config_check(cfg, err)) return -1;
   m->cfg = *cfg;
   m->be = be;
   ds_diffstride_desc_init(&m->desc);
@@ -300,8 +298,14 @@ static rn_shape op_shape(const rn_model *m, const rn_op *op, rn_shape in) {
   }
 }
 
+/* Grows t to its shape. A tensor stays below 2^31 elements: the backends
+ * and BLAS count rows and elements in int. */
 static int ensure(rn_model *m, rn_tensor *t, rn_error *err) {
-  size_t need = (size_t)t->shape.n * t->shape.h * t->shape.w * t->shape.c;
+  const rn_shape *s = &t->shape;
+  size_t need = (size_t)s->n * s->h * s->w * s->c; /* < 2^48 within rn.h's limits */
+  if (need > INT_MAX)
+    return rn_fail(err, "a %dx%dx%dx%d tensor has %zu elements, more than 2^31 - 1: use a smaller --batch",
+                   s->n, s->h, s->w, s->c, need);
   if (need <= t->cap) return 0;
   m->be->release(t->data);
   m->be->release(t->grad);
@@ -309,8 +313,8 @@ static int ensure(rn_model *m, rn_tensor *t, rn_error *err) {
   t->grad = t->needs_grad ? m->be->alloc(need) : NULL;
   t->cap = need;
   if (!t->data || (t->needs_grad && !t->grad))
-    return t->cap = 0, rn_fail(err, "out of memory for a %dx%dx%dx%d tensor", t->shape.n,
-                               t->shape.h, t->shape.w, t->shape.c);
+    return t->cap = 0, rn_fail(err, "out of memory allocating %zu bytes for a %dx%dx%dx%d tensor",
+                               need * sizeof(float) * (t->needs_grad ? 2 : 1), s->n, s->h, s->w, s->c);
   return 0;
 }
 
@@ -406,7 +410,7 @@ double rn_regularizer(rn_model *m, float lambda, int grad) {
 
 const char *rn_precision_name(rn_precision p) {
   static const char *names[] = {"fp32", "tf32", "bf16"};
-  return names[p];
+  return p >= RN_FP32 && p <= RN_BF16 ? names[p] : "(unknown precision)";
 }
 
 int rn_precision_parse(const char *s, rn_precision *p) {

@@ -1,5 +1,6 @@
 /* SGD with momentum and weight decay, and the piecewise-constant schedule. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "backend.h"
@@ -22,8 +23,8 @@ int rn_schedule_parse(rn_schedule *s, const char *text, rn_error *err) {
       p = end + 1;
     }
     float lr = strtof(p, &end);
-    if (end == p || !(lr >= 0.0f) || (*end && *end != ','))
-      return rn_fail(err, "learning-rate schedule '%s': bad rate at '%s'", text, p);
+    if (end == p || !(lr >= 0.0f) || !isfinite(lr) || (*end && *end != ','))
+      return rn_fail(err, "learning-rate schedule '%s': bad rate at '%s' (rates are finite and >= 0)", text, p);
     s->step[s->count] = step;
     s->lr[s->count++] = lr;
     p = *end ? end + 1 : end;

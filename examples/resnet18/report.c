@@ -1,3 +1,6 @@
+/* What the trainer shows while and after it trains: the progress bar and
+ * DIR/steps.csv, the per-epoch lines, DIR/log.csv and the summary. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,34 +21,46 @@ void rn_record_fill(rn_record *r, const rn_trainer *t, const rn_epoch_stats *s, 
   }
 }
 
-FILE *rn_steps_open(const char *dir, int npools) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/steps.csv", dir);
+int rn_steps_open(rn_progress *p, const char *dir, int npools, rn_error *err) {
+  if (rn_path(p->path, sizeof p->path, err, "%s/steps.csv", dir)) return -1;
   struct stat st;
-  int fresh = stat(path, &st) != 0 || st.st_size == 0;
-  FILE *f = fopen(path, "a");
-  if (f && fresh) {
-    fprintf(f, "step,loss");
-    for (int p = 0; p < npools; p++) fprintf(f, ",stride%d_h,stride%d_w", p, p);
-    fputc('\n', f);
+  int fresh = stat(p->path, &st) != 0 || st.st_size == 0;
+  p->steps = fopen(p->path, "a");
+  if (!p->steps) return rn_fail(err, "%s: cannot open for appending: %s", p->path, strerror(errno));
+  if (fresh) {
+    fprintf(p->steps, "step,loss");
+    for (int q = 0; q < npools; q++) fprintf(p->steps, ",stride%d_h,stride%d_w", q, q);
+    fputc('\n', p->steps);
   }
-  return f;
+  return 0;
 }
 
-static void steps_row(rn_progress *p, double loss) {
+int rn_steps_close(rn_progress *p, rn_error *err) {
+  if (!p->steps) return 0;
+  int failed = ferror(p->steps); /* errno still says why */
+  failed = fclose(p->steps) != 0 || failed;
+  p->steps = NULL;
+  return failed ? rn_fail(err, "write %s: %s", p->path, strerror(errno)) : 0;
+}
+
+/* Flushed at once, for whoever watches the run; a failed write is reported
+ * here, not at the end of the run. */
+static int steps_row(rn_progress *p, double loss, rn_error *err) {
   const rn_model *m = &p->trainer->model;
   fprintf(p->steps, "%ld,%.5f", p->trainer->step, loss);
   for (int q = 0; q < m->npools; q++)
     fprintf(p->steps, ",%.5f,%.5f", (double)m->pools[q].stride[0], (double)m->pools[q].stride[1]);
   fputc('\n', p->steps);
-  fflush(p->steps); /* for whoever watches the run */
+  if (fflush(p->steps) == 0 && !ferror(p->steps)) return 0;
+  return rn_fail(err, "write %s: %s", p->path, strerror(errno));
 }
 
-void rn_progress_bar(void *progress, int done, int total, double loss, double images_per_s) {
+int rn_progress_bar(void *progress, int done, int total, double loss, double images_per_s, rn_error *err) {
   rn_progress *p = progress;
-  if (p->steps && p->trainer->step % p->every == 0) steps_row(p, loss);
+  long step = p->trainer->step;
+  if (p->steps && (step == 1 || step % p->every == 0 || done == total) && steps_row(p, loss, err)) return -1;
   double now = rn_seconds();
-  if (!p->enabled || (done < total && now - p->last < 0.2)) return;
+  if (!p->enabled || (done < total && now - p->last < 0.2)) return 0;
   p->last = now;
   enum { WIDTH = 30 };
   int fill = (int)((long)WIDTH * done / total);
@@ -55,6 +70,7 @@ void rn_progress_bar(void *progress, int done, int total, double loss, double im
   fprintf(stderr, "\r  [%s] %6d/%d  loss %.4f  %6.0f img/s%s", bar, done, total, loss,
           images_per_s, done == total ? "\n" : "");
   fflush(stderr);
+  return 0;
 }
 
 static void print_pools(FILE *f, const rn_record *r) {
@@ -79,7 +95,7 @@ int rn_csv_append(const char *path, const rn_record *r, rn_error *err) {
   struct stat st;
   int fresh = stat(path, &st) != 0 || st.st_size == 0;
   FILE *f = fopen(path, "a");
-  if (!f) return rn_fail(err, "%s: cannot open for appending", path);
+  if (!f) return rn_fail(err, "%s: cannot open for appending: %s", path, strerror(errno));
   if (fresh) {
     fprintf(f, "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,images_per_s,seconds,library_share");
     for (int p = 0; p < r->npools; p++) fprintf(f, ",stride%d_h,stride%d_w,size%d_h,size%d_w", p, p, p, p);
@@ -92,7 +108,9 @@ int rn_csv_append(const char *path, const rn_record *r, rn_error *err) {
     fprintf(f, ",%.5f,%.5f,%d,%d", (double)r->strides[p][0], (double)r->strides[p][1],
             r->sizes[p][0], r->sizes[p][1]);
   fputc('\n', f);
-  return fclose(f) ? rn_fail(err, "%s: write failed", path) : 0;
+  int failed = ferror(f); /* errno still says why */
+  failed = fclose(f) != 0 || failed;
+  return failed ? rn_fail(err, "write %s: %s", path, strerror(errno)) : 0;
 }
 
 void rn_print_summary(FILE *f, const rn_record *r, int count, rn_mode mode) {
@@ -111,29 +129,3 @@ void rn_print_summary(FILE *f, const rn_record *r, int count, rn_mode mode) {
             100 * r[count - 1].test_accuracy, r[count - 1].epoch, total);
 }
 
-static void plot_script(FILE *g, const char *dir, int npools) {
-  fprintf(g, "set datafile separator ','\nset terminal png size 1100,440\n"
-             "set output '%s/training.png'\nset multiplot layout 1,2\nset grid\n"
-             "set key bottom right\nset xlabel 'epoch'\nset ylabel 'accuracy (%%)'\n"
-             "plot '%s/log.csv' using 1:($7*100) with linespoints title 'test', "
-             "'' using 1:($5*100) with linespoints title 'train'\n",
-             dir, dir);
-  fprintf(g, "set key outside right top\nset xlabel 'optimizer step'\nset ylabel 'stride'\n");
-  for (int p = 0; p < npools; p++)
-    fprintf(g, "%s '%s/steps.csv' using 1:%d with lines title 'layer %d h', '' using 1:%d with lines title 'layer %d w'%s",
-            p ? "    " : "plot", dir, 3 + 2 * p, p, 4 + 2 * p, p, p + 1 < npools ? ", \\\n" : "\n");
-  if (!npools) fprintf(g, "plot 0 title 'no pooling layers'\n");
-  fprintf(g, "unset multiplot\n");
-}
-
-int rn_plot(const char *dir, int npools, rn_error *err) {
-  char path[4096], cmd[4200];
-  snprintf(path, sizeof path, "%s/plot.gp", dir);
-  FILE *g = fopen(path, "w");
-  if (!g) return rn_fail(err, "%s: cannot create", path);
-  plot_script(g, dir, npools);
-  if (fclose(g)) return rn_fail(err, "%s: write failed", path);
-  if (system("command -v gnuplot >/dev/null 2>&1") != 0) return 0;
-  snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", path);
-  return system(cmd) == 0 ? 1 : rn_fail(err, "gnuplot %s failed", path);
-}

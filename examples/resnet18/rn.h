@@ -22,6 +22,29 @@ typedef struct rn_error {
 int rn_fail(rn_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Seconds on the monotonic clock (for intervals). */
 double rn_seconds(void);
+/* Formats a path into buf; -1 with a message when it does not fit (a path
+ * is never cut short). */
+int rn_path(char *buf, size_t size, rn_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* malloc of count * size bytes, the product checked; NULL with "out of
+ * memory allocating N bytes for WHAT" on failure. */
+void *rn_alloc(size_t count, size_t size, const char *what, rn_error *err);
+
+/* What the trainer accepts from flags, data files and checkpoints. Beyond
+ * these, sizes would overflow the int arithmetic of the backends and of
+ * BLAS (every tensor also stays below 2^31 elements), or mean nothing for
+ * this network (labels are bytes; images larger than 1024 pixels a side, a
+ * stride larger than the largest image). More threads than 1024 only add
+ * overhead, and OpenMP fails to start tens of thousands. */
+enum {
+  RN_MAX_SIDE = 1024,     /* image height and width */
+  RN_MAX_STRIDE = 1024,   /* every stride, learned ones included */
+  RN_MAX_CLASSES = 256,
+  RN_MAX_THREADS = 1024,
+  RN_MAX_BATCH = 65536,
+  RN_MAX_EPOCHS = 100000,
+  RN_MAX_PATH = 4096      /* bytes of a path with its terminating zero (PATH_MAX) */
+};
 
 /* ------------------------------------------------------------------ rng */
 
@@ -106,10 +129,13 @@ enum { RN_STAGES = 5, RN_MAX_POOLS = RN_STAGES, RN_MAX_CHANNELS = 4096 };
 typedef struct rn_config {
   rn_mode mode;
   float width;              /* (0, 8]: multiplies the widths 64, 64, 128, 256, 512 */
-  float strides[RN_STAGES]; /* stem, block1..block4 */
-  float smoothness;         /* DiffStride's R */
-  int in_h, in_w, in_c, classes;
+  float strides[RN_STAGES]; /* stem, block1..block4: [1, RN_MAX_STRIDE] */
+  float smoothness;         /* DiffStride's R: finite, > 0 */
+  int in_h, in_w, in_c, classes; /* [2, RN_MAX_SIDE], [1, 3], [2, RN_MAX_CLASSES] */
 } rn_config;
+/* -1 with a message naming the first field out of range (the checkpoint
+ * reader checks its config with it too). */
+int rn_config_check(const rn_config *c, rn_error *err);
 
 typedef struct rn_shape {
   int n, h, w, c;
@@ -248,7 +274,10 @@ typedef struct rn_epoch_stats {
   int images;
 } rn_epoch_stats;
 
-typedef void (*rn_progress_fn)(void *user, int done, int total, double loss, double images_per_s);
+/* Called after each step; a nonzero return (its message in err) stops the
+ * epoch with an error. */
+typedef int (*rn_progress_fn)(void *user, int done, int total, double loss, double images_per_s,
+                              rn_error *err);
 
 int rn_trainer_init(rn_trainer *t, const rn_config *cfg, const struct rn_backend *be,
                     int threads, uint64_t seed, int batch, rn_error *err);
@@ -270,8 +299,9 @@ int rn_evaluate(rn_trainer *t, const rn_data *d, const rn_dataset *s, double *ac
  * written to path.tmp then renamed over path. */
 int rn_checkpoint_save(const rn_trainer *t, const char *path, rn_error *err);
 /* Loads into an initialized trainer whose config must match the file's
- * (rn_checkpoint_config reads the config first). After a failed load the
- * trainer's weights are unspecified: free it. */
+ * (rn_checkpoint_config reads the config first). Both verify the CRC before
+ * they use any field, then range-check every field. After a failed load
+ * the trainer's weights are unspecified: free it. */
 int rn_checkpoint_load(rn_trainer *t, const char *path, rn_error *err);
 int rn_checkpoint_config(const char *path, rn_config *cfg, rn_error *err);
 

@@ -5,22 +5,33 @@
 
 #include "backend.h"
 
+/* The host copies of one batch: x (batch, h, w, c), targets (batch,
+ * classes), labels and the batch plan. */
+static int batch_buffers(rn_trainer *t, const rn_config *cfg, int batch, rn_error *err) {
+  size_t pixels = (size_t)cfg->in_h * cfg->in_w * cfg->in_c; /* <= 3 * 2^20 */
+  t->x = rn_alloc((size_t)batch * pixels, sizeof(float), "the host copy of a batch", err);
+  t->targets = t->x ? rn_alloc((size_t)batch * cfg->classes, sizeof(float), "a batch's targets", err) : NULL;
+  t->labels = t->targets ? rn_alloc((size_t)batch, sizeof(int), "a batch's labels", err) : NULL;
+  if (!t->labels) return -1;
+  if (rn_batch_plan_init(&t->plan, batch))
+    return rn_fail(err, "out of memory allocating the plan of a batch of %d", batch);
+  return 0;
+}
+
 int rn_trainer_init(rn_trainer *t, const rn_config *cfg, const rn_backend *be, int threads,
                     uint64_t seed, int batch, rn_error *err) {
   memset(t, 0, sizeof *t);
-  if (batch < 1) return rn_fail(err, "batch size %d: must be >= 1", batch);
+  if (batch < 1 || batch > RN_MAX_BATCH)
+    return rn_fail(err, "batch size %d: expected 1 to %d", batch, RN_MAX_BATCH);
   rn_rng_seed(&t->rng, seed);
   if (rn_model_create(&t->model, cfg, be, threads, &t->rng, err)) return -1;
   t->batch = batch;
   t->opt = (rn_sgd){0.9f, 5e-4f};
   t->aug = (rn_augment){0, 0, 0.0f, 0.0f};
   rn_schedule_parse(&t->schedule, "0.1", err);
-  t->x = malloc(sizeof(float) * (size_t)batch * cfg->in_h * cfg->in_w * cfg->in_c);
-  t->targets = malloc(sizeof(float) * (size_t)batch * cfg->classes);
-  t->labels = malloc(sizeof(int) * (size_t)batch);
-  if (!t->x || !t->targets || !t->labels || rn_batch_plan_init(&t->plan, batch)) {
+  if (batch_buffers(t, cfg, batch, err)) {
     rn_trainer_free(t);
-    return rn_fail(err, "out of memory for a batch of %d", batch);
+    return -1;
   }
   return 0;
 }
@@ -70,7 +81,7 @@ int rn_train_step(rn_trainer *t, int n, double *loss, int *correct, rn_error *er
 /* A fresh random permutation of 0..count-1 (Fisher-Yates). */
 static int shuffle(rn_trainer *t, int count) {
   free(t->order);
-  t->order = malloc(sizeof(int) * (size_t)count);
+  t->order = malloc(sizeof(int) * (size_t)(count > 0 ? count : 1));
   if (!t->order) return -1;
   for (int i = 0; i < count; i++) t->order[i] = i;
   for (int i = count - 1; i > 0; i--) {
@@ -83,7 +94,9 @@ static int shuffle(rn_trainer *t, int count) {
 int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, void *user,
                    rn_epoch_stats *out, rn_error *err) {
   const rn_dataset *s = &d->train;
-  if (shuffle(t, s->count)) return rn_fail(err, "out of memory");
+  if (shuffle(t, s->count))
+    return rn_fail(err, "out of memory allocating %zu bytes for the order of %d images", sizeof(int) * (size_t)s->count,
+                   s->count);
   double start = rn_seconds(), lib0 = rn_library_seconds(&t->model), sum = 0.0;
   int hits = 0;
   for (int done = 0; done < s->count;) {
@@ -94,7 +107,7 @@ int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, voi
     done += n;
     sum += loss * n;
     hits += correct;
-    if (progress) progress(user, done, s->count, sum / done, done / (rn_seconds() - start));
+    if (progress && progress(user, done, s->count, sum / done, done / (rn_seconds() - start), err)) return -1;
   }
   t->epoch++;
   double elapsed = rn_seconds() - start;
@@ -107,8 +120,8 @@ int rn_evaluate(rn_trainer *t, const rn_data *d, const rn_dataset *s, double *ac
                 double *loss, rn_error *err) {
   int hits = 0;
   double sum = 0.0;
-  int *idx = malloc(sizeof(int) * (size_t)t->batch);
-  if (!idx) return rn_fail(err, "out of memory");
+  int *idx = rn_alloc((size_t)t->batch, sizeof(int), "the indices of a batch", err);
+  if (!idx) return -1;
   for (int done = 0; done < s->count;) {
     int n = s->count - done < t->batch ? s->count - done : t->batch, correct = 0;
     for (int i = 0; i < n; i++) idx[i] = done + i;

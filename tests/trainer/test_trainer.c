@@ -1,16 +1,19 @@
 /* The ResNet-18 trainer's core: whole-network gradients against finite
  * differences (every mode, the DiffStride strides included), a run whose
  * loss must fall on synthetic data written in the CIFAR-10 format, the
- * checkpoint round trip and the loaders' errors. */
+ * checkpoint round trip, every checkpoint field range-checked behind its
+ * CRC, the loaders' errors and bounds, and write errors. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "backend.h"
+#include "report.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -346,6 +349,68 @@ START_TEST(checkpoint_errors) {
 }
 END_TEST
 
+/* Byte offsets of fields in a version-1 checkpoint (checkpoint.c): magic,
+ * version, i32 mode at 12, f32 strides at 40, i32 epoch at 80, u64 rng at
+ * 92, f32 params from 124; the pools' strides end 4 bytes before the CRC. */
+enum { AT_MODE = 12, AT_STRIDES = 40, AT_EPOCH = 80, AT_RNG = 92, AT_PARAMS = 124 };
+
+/* Writes n bytes at offset (from the end when offset < 0) of the file and,
+ * when fix_crc, a CRC that matches again. */
+static void patch(const char *path, long offset, const void *bytes, size_t n, int fix_crc) {
+  FILE *f = fopen(path, "r+b");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+  long size = ftell(f);
+  unsigned char *all = malloc((size_t)size);
+  rewind(f);
+  ck_assert_int_eq(fread(all, 1, (size_t)size, f), size);
+  memcpy(all + (offset < 0 ? size + offset : offset), bytes, n);
+  uint32_t crc = (uint32_t)crc32(0, all, (uInt)(size - 4));
+  if (fix_crc) memcpy(all + size - 4, &crc, 4);
+  rewind(f);
+  ck_assert_int_eq(fwrite(all, 1, (size_t)size, f), size);
+  fclose(f);
+  free(all);
+}
+
+/* Saves t's checkpoint, patches it and expects both readers to refuse it
+ * with `needle` in the message (the config reader only for the config). */
+static void expect_refused(rn_trainer *t, long offset, const void *bytes, size_t n, int fix_crc,
+                           int in_config, const char *needle) {
+  rn_error err = {{0}};
+  rn_config cfg;
+  ck_assert_int_eq(rn_checkpoint_save(t, tmp_path("ck.bin"), &err), 0);
+  patch(tmp_path("ck.bin"), offset, bytes, n, fix_crc);
+  if (in_config) {
+    ck_assert_int_eq(rn_checkpoint_config(tmp_path("ck.bin"), &cfg, &err), -1);
+    ck_assert_msg(strstr(err.msg, needle) != NULL, "config: '%s' lacks '%s'", err.msg, needle);
+  }
+  ck_assert_int_eq(rn_checkpoint_load(t, tmp_path("ck.bin"), &err), -1);
+  ck_assert_msg(strstr(err.msg, needle) != NULL, "load: '%s' lacks '%s'", err.msg, needle);
+}
+
+/* Fields out of range behind a valid CRC are refused by name, before the
+ * trainer uses them; without a valid CRC nothing is read at all. */
+START_TEST(checkpoint_fields_checked) {
+  make_tmpdir();
+  rn_config cfg = tiny(RN_STRIDED), spec = tiny(RN_SPECTRAL);
+  rn_trainer *a = new_trainer(&cfg, 5, 4), *b = new_trainer(&spec, 5, 4);
+  const int32_t mode = 7, epoch = -3;
+  const float huge = 2147483648.0f, nan = NAN, half = 0.5f;
+  const uint64_t zeros[4] = {0};
+  expect_refused(a, AT_MODE, &mode, 4, 0, 1, "checksum");
+  expect_refused(a, AT_MODE, &mode, 4, 1, 1, "mode 7");
+  expect_refused(a, AT_STRIDES + 4, &huge, 4, 1, 1, "stride 1 = 2.14748e+09");
+  expect_refused(a, AT_EPOCH, &epoch, 4, 1, 0, "epoch -3");
+  expect_refused(a, AT_RNG, zeros, sizeof zeros, 1, 0, "RNG state is all zero");
+  expect_refused(a, AT_PARAMS + 8, &nan, 4, 1, 0, "weights[2] = nan is not finite");
+  expect_refused(b, -4 - 16 * b->model.npools, &half, 4, 1, 0, "pooling layer 0 stride 0.5");
+  free_trainer(a);
+  free_trainer(b);
+  remove_tmpdir();
+}
+END_TEST
+
 /* ------------------------------------------------------------- loaders */
 
 /* An IDX file (gzip'ed) of `count` items of `dims` bytes after a header
@@ -406,6 +471,45 @@ START_TEST(idx_loader) {
 }
 END_TEST
 
+/* Caps the address space 256 MiB above what the process uses now
+ * (/proc/self/statm) and returns the limit to restore; a no-op under ASan,
+ * whose shadow memory does not fit under such a cap. */
+static struct rlimit cap_address_space(void) {
+  struct rlimit old;
+  ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+#ifndef __SANITIZE_ADDRESS__
+  unsigned long pages = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+  fclose(f);
+  struct rlimit capped = old;
+  capped.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+  ck_assert_int_eq(setrlimit(RLIMIT_AS, &capped), 0);
+#endif
+  return old;
+}
+
+/* Header sizes are bounded before they are multiplied, and a header that
+ * claims more than the file holds costs no more memory than the file: with
+ * the address space capped 256 MiB above its use, a 784 MB claim over 100
+ * bytes is "truncated", not an allocation (under ASan only the message is
+ * checked). */
+START_TEST(idx_sizes_bounded) {
+  make_tmpdir();
+  const uint32_t huge_count[3] = {0x80000000u, 2, 2}, wide[3] = {5, 2000, 3}, claim[3] = {1000000, 28, 28};
+  write_idx(tmp_path("count"), 0x803, huge_count, 3, 8, 0);
+  expect_idx_error(tmp_path("count"), tmp_path("count"), "header size 0 is 2147483648: expected 1 to 2147483647");
+  write_idx(tmp_path("wide"), 0x803, wide, 3, 8, 0);
+  expect_idx_error(tmp_path("wide"), tmp_path("wide"), "header size 1 is 2000: expected 1 to 1024");
+  write_idx(tmp_path("claim"), 0x803, claim, 3, 100, 0);
+  struct rlimit old = cap_address_space();
+  expect_idx_error(tmp_path("claim"), tmp_path("claim"), "truncated: 100 bytes where 784000000 were expected");
+  ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
+  remove_tmpdir();
+}
+END_TEST
+
 /* Records of a label byte then plane ch, pixel p = (100 ch + p) & 0xff. */
 static void write_bytes(const char *path, size_t count, uint8_t label) {
   FILE *f = fopen(path, "wb");
@@ -445,11 +549,15 @@ END_TEST
 START_TEST(data_specs) {
   rn_data d;
   rn_error err = {{0}};
-  const char *bad[] = {"mnist", "cifar10", "synthetic:8x8", "synthetic:8x8x4", "synthetic:1x8x3"};
+  const char *bad[] = {"mnist", "cifar10", "synthetic:8x8", "synthetic:8x8x4", "synthetic:1x8x3",
+                       "synthetic:8x8x3:", "synthetic:8x8x3:257", "synthetic:-8x8x3", "synthetic:8x8x3x",
+                       "synthetic:99999999999999999999x8x3"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     ck_assert_int_eq(rn_data_load(&d, bad[i], &err), -1);
     ck_assert_msg(strstr(err.msg, "expected") != NULL, "%s: %s", bad[i], err.msg);
   }
+  ck_assert_int_eq(rn_data_load(&d, "synthetic:3000x3000x3", &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "images of 3000x3000 are too large"));
   ck_assert_int_eq(rn_data_load(&d, "fashion-mnist:/nonexistent", &err), -1);
   ck_assert_ptr_nonnull(strstr(err.msg, "/nonexistent/train-images-idx3-ubyte.gz: cannot open"));
 }
@@ -555,7 +663,8 @@ START_TEST(schedule) {
   ck_assert_float_eq(rn_schedule_lr(&s, 400), 0.1f);
   ck_assert_float_eq(rn_schedule_lr(&s, 20000), 0.01f);
   ck_assert_float_eq(rn_schedule_lr(&s, 1000000), 0.001f);
-  const char *bad[] = {"", "x", "0.1,5", "0.1,400:0.2,300:0.1", "0.1,400:", "-1"};
+  const char *bad[] = {"", "x", "0.1,5", "0.1,400:0.2,300:0.1", "0.1,400:", "-1", "inf", "nan", "1e39",
+                       "0.1,99999999999999999999:0.2"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
     ck_assert_msg(rn_schedule_parse(&s, bad[i], &err) == -1, "'%s' accepted", bad[i]);
 }
@@ -582,6 +691,41 @@ START_TEST(config_errors) {
   c.width = 0.0f;
   ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
   ck_assert_ptr_nonnull(strstr(err.msg, "width multiplier"));
+  c = tiny(RN_STRIDED); /* checked before the stride becomes an int */
+  c.strides[1] = 2147483648.0f;
+  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "stride 1 = 2.14748e+09: strides must be finite and in [1, 1024]"));
+  c = tiny(RN_STRIDED);
+  c.mode = (rn_mode)7;
+  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "mode 7"));
+  c = tiny(RN_STRIDED);
+  c.in_c = 4;
+  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "c in [1, 3]"));
+  c = tiny(RN_STRIDED);
+  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 100000, &rng, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "100000 threads: expected 1 to 1024"));
+}
+END_TEST
+
+/* A row of steps.csv or log.csv that cannot be written stops the run with
+ * the system's reason (here a full device). */
+START_TEST(write_errors_are_reported) {
+  rn_config cfg = tiny(RN_STRIDED);
+  rn_trainer *t = new_trainer(&cfg, 1, 2);
+  rn_progress p = {0, 10, 0.0, t, fopen("/dev/full", "w"), "/dev/full"};
+  rn_error err = {{0}};
+  ck_assert_ptr_nonnull(p.steps);
+  t->step = 10;
+  ck_assert_int_eq(rn_progress_bar(&p, 1, 2, 0.5, 1.0, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "write /dev/full: No space left on device"));
+  rn_steps_close(&p, &err);
+  rn_record r;
+  memset(&r, 0, sizeof r);
+  ck_assert_int_eq(rn_csv_append("/dev/full", &r, &err), -1);
+  ck_assert_ptr_nonnull(strstr(err.msg, "write /dev/full: No space left on device"));
+  free_trainer(t);
 }
 END_TEST
 
@@ -599,8 +743,11 @@ int main(void) {
   tcase_add_test(train, loss_falls_on_cifar_format_data);
   tcase_add_test(ckpt, checkpoint_resumes_identically);
   tcase_add_test(ckpt, checkpoint_errors);
+  tcase_add_test(ckpt, checkpoint_fields_checked);
+  tcase_add_test(ckpt, write_errors_are_reported);
   tcase_add_test(ckpt, same_seed_same_run);
   tcase_add_test(data, idx_loader);
+  tcase_add_test(data, idx_sizes_bounded);
   tcase_add_test(data, cifar_loader);
   tcase_add_test(data, data_specs);
   tcase_add_test(data, batches_normalize_smooth_and_mix);
