@@ -123,7 +123,7 @@ static void im2col_walk(float *x, const conv_geom *g, float *cols, int scatter) 
         for (int kx = 0, iy = oy * g->stride + ky - pad; kx < g->k; kx++, row += c) {
           int ix = ox * g->stride + kx - pad;
           int inside = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
-          float *px = x + ((size_t)iy * g->w + ix) * c;
+          float *px = inside ? x + ((size_t)iy * g->w + ix) * c : NULL; /* no address outside the image */
           if (scatter && inside)
             for (size_t j = 0; j < c; j++) px[j] += row[j];
           else if (!scatter && inside)
