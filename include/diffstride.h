@@ -115,7 +115,7 @@ DS_API const char *ds_context_last_error(const ds_context *ctx);
 /* ---------------------------------------------------------------- DiffStride */
 
 typedef struct ds_diffstride_desc {
-  float smoothness;  /* R > 0, default 4 */
+  float smoothness;  /* R > 0 with 1/R a finite float (R >= 2.94e-39), default 4 */
   int cropping;      /* default 1; 0 keeps the spectrum whole (mask only): h x 2*(w/2) */
   int shared_stride; /* default 0; when 1 only strides[0] is read */
   float lower_limit; /* default 1; > 0 */
@@ -168,6 +168,9 @@ DS_API ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_des
  * Same numbers as ds_diffstride_forward / ds_diffstride_backward up to
  * float rounding; on the CPU the backward with dstrides is about a third
  * faster (docs/benchmarks.md), and x need not be kept for the backward.
+ * On the CPU, y, dx and dstrides are bitwise those of the plain calls for
+ * finite x (with a NaN or an infinity in x the plain backward computes that
+ * image's pair one image at a time, and dx may differ in its last bits).
  *
  * *bytes = the reserve size for this batch and geometry: 64 + 8*n*c*out_h*K
  * bytes, K = out_w/2 + 1 (for [128,64,32,32] at strides 2, 19.5 MiB, 0.61x
@@ -222,7 +225,8 @@ DS_API ds_status ds_diffstride1d_backward(ds_context *ctx, const ds_diffstride_d
 /* The training calls of the 1-D layer, as the 2-D ones: the reserve size
  * (64 + ceil(n*c/2) * (8 + 16*K) bytes, K = out_l/2 + 1), a forward that
  * fills it, a backward that reads x's part from it (the reserve read only
- * for dstride; bitwise the plain backward's results on the CPU). */
+ * for dstride; bitwise the plain backward's results on the CPU for finite x,
+ * as the 2-D calls). */
 DS_API ds_status ds_diffstride1d_reserve_size(const ds_diffstride_desc *desc, int n, int c, int l,
                                               float stride, size_t *bytes);
 DS_API ds_status ds_diffstride1d_forward_training(ds_context *ctx, const ds_diffstride_desc *desc,

@@ -45,8 +45,10 @@ ds_status ds__check_batch(ds_context *ctx, int n, int c, int h, int w) {
 
 ds_status ds__check_desc(ds_context *ctx, const ds_diffstride_desc *d) {
   if (!d) return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "desc: NULL pointer");
-  if (!isfinite(d->smoothness) || d->smoothness <= 0.0f)
-    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "desc->smoothness: %g, must be finite and > 0",
+  /* The ramp is f(1/R) ((R + T) - p): with 1/R infinite, inf * 0 is NaN. */
+  if (!isfinite(d->smoothness) || d->smoothness <= 0.0f || !isfinite((float)(1.0 / d->smoothness)))
+    return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT,
+                    "desc->smoothness: %g, must be finite and > 0 with 1/R a finite float (R >= 2.94e-39)",
                     (double)d->smoothness);
   if (d->cropping != 0 && d->cropping != 1)
     return ds__fail(ctx, DS_ERR_INVALID_ARGUMENT, "desc->cropping: %d, must be 0 or 1",

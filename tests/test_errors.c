@@ -82,6 +82,7 @@ SPOIL(no_desc, a->pdesc = NULL)
 SPOIL(zero_r, a->desc.smoothness = 0)
 SPOIL(nan_r, a->desc.smoothness = NAN)
 SPOIL(inf_r, a->desc.smoothness = INFINITY)
+SPOIL(tiny_r, a->desc.smoothness = 1e-39f) /* 1/R overflows float: the ramp would be inf * 0 */
 SPOIL(bad_crop, a->desc.cropping = 2)
 SPOIL(bad_shared, a->desc.shared_stride = -1)
 SPOIL(nan_lower, a->desc.lower_limit = NAN)
@@ -121,6 +122,7 @@ static const bad cases[] = {
     {"R = 0", "smoothness", DS, DS_ERR_INVALID_ARGUMENT, zero_r},
     {"R NaN", "smoothness", DS, DS_ERR_INVALID_ARGUMENT, nan_r},
     {"R inf", "smoothness", DS, DS_ERR_INVALID_ARGUMENT, inf_r},
+    {"R below 1/FLT_MAX", "smoothness", DS, DS_ERR_INVALID_ARGUMENT, tiny_r},
     {"cropping 2", "cropping", DS, DS_ERR_INVALID_ARGUMENT, bad_crop},
     {"shared -1", "shared_stride", DS, DS_ERR_INVALID_ARGUMENT, bad_shared},
     {"lower NaN", "lower_limit", DS, DS_ERR_INVALID_ARGUMENT, nan_lower},
