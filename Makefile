@@ -1,5 +1,5 @@
 # libdiffstride. Targets: all check valgrind check-gpu demo bench bench-gpu
-# install uninstall clean. Variables: PREFIX LIBDIR INCLUDEDIR DESTDIR CC CFLAGS,
+# install uninstall clean, and fuzz fuzz-smoke (fuzz/fuzz.mk). Variables: PREFIX LIBDIR INCLUDEDIR DESTDIR CC CFLAGS,
 # SANITIZE=1 (ASan+UBSan build of the tests), TSAN=1 (ThreadSanitizer build
 # of the threading suite), CUDA=0 (leave the CUDA path
 # out), GOLDEN (more directories of test vectors, beside tests/vectors),
@@ -313,3 +313,6 @@ uninstall:
 
 clean:
 	rm -rf build lib
+
+# libFuzzer targets (docs/fuzzing.md): make fuzz FUZZ_SECONDS=N, make fuzz-smoke.
+include fuzz/fuzz.mk

@@ -172,9 +172,9 @@ DS_API ds_status ds_diffstride_backward(ds_context *ctx, const ds_diffstride_des
  * finite x (with a NaN or an infinity in x the plain backward computes that
  * image's pair one image at a time, and dx may differ in its last bits).
  *
- * *bytes = the reserve size for this batch and geometry: 64 + 8*n*c*out_h*K
- * bytes, K = out_w/2 + 1 (for [128,64,32,32] at strides 2, 19.5 MiB, 0.61x
- * the size of x). */
+ * *bytes = the reserve size for this batch and geometry:
+ * 64 + ceil(n*c/2) * (8 + 16*out_h*K) bytes, K = out_w/2 + 1 (for
+ * [128,64,32,32] at strides 2, 19.5 MiB, 0.61x the size of x). */
 DS_API ds_status ds_diffstride_reserve_size(const ds_diffstride_desc *desc, int n, int c, int h,
                                             int w, const float strides[2], size_t *bytes);
 /* ds_diffstride_forward, and the reserve (reserve_bytes at least
