@@ -102,14 +102,15 @@ endif
 
 # The ResNet-18 trainer (examples/resnet18): its core (all but main.c) is
 # shared with its Check suite. It links libdiffstride through the public
-# header only, OpenBLAS for the GEMMs and zlib for the gzip'ed IDX files.
-TRAINER_DEPS := libopenblas-dev zlib1g-dev
+# header only, oneDNN for the convolutions, batch norm and GEMMs, and zlib
+# for the gzip'ed IDX files.
+TRAINER_DEPS := libdnnl-dev zlib1g-dev
 TRAINER_DIR  := examples/resnet18
 TRAINER_CORE := $(filter-out $(TRAINER_DIR)/main.c,$(wildcard $(TRAINER_DIR)/*.c))
 TRAINER_OBJS := $(TRAINER_CORE:%.c=$(BUILD)/%.o)
 TRAINER_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Wpedantic -Wshadow \
-                -Wstrict-prototypes -Wmissing-prototypes -fopenmp $$(pkg-config --cflags openblas)
-TRAINER_LIBS  = -fopenmp $$(pkg-config --libs openblas zlib) -lm
+                -Wstrict-prototypes -Wmissing-prototypes -fopenmp
+TRAINER_LIBS  = -fopenmp -ldnnl $$(pkg-config --libs zlib) -lm
 TRAINER      := build/resnet18
 TRAINER_TEST := $(BUILD)/tests/test_trainer
 
@@ -254,7 +255,7 @@ $(TRAINER_GPU_TEST): tests/gpu/test_trainer_gpu.c $(TRAINER_CORE:%.c=build/relea
 	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(TRAINER_CUDA_DEF) $(CFLAGS) $$(pkg-config --cflags check) -o $@ $^ \
 	    $$(pkg-config --libs check) $(ALL_LIBS) $(TRAINER_CUDA_LIB) $(TRAINER_LIBS)
 
-$(TRAINER_TEST): tests/trainer/test_trainer.c $(TRAINER_OBJS) $(BUILD)/libdiffstride-test.a | test-deps
+$(TRAINER_TEST): tests/trainer/test_trainer.c tests/trainer/test_ops.c $(TRAINER_OBJS) $(BUILD)/libdiffstride-test.a | test-deps
 	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(SANFLAGS) $(CFLAGS) $$(pkg-config --cflags check) -o $@ $^ \
 	    $$(pkg-config --libs check) $(TEST_LIBS) $(TRAINER_LIBS)
 

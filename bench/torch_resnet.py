@@ -16,13 +16,15 @@ weight decay 5e-4 on the conv and linear weights only. After --warmup steps,
 One line per mode:
 
     torch mode=M batch=B size=S width=W threads=T step_ms=... images_per_s=...
-          peak_mem_mb=... [pool_ms=... pool_share=...] sizes=HxW,...
+          peak_mem_mb=... [peak_rss_mb=...] [pool_ms=... pool_share=...] sizes=HxW,...
 
 sizes: the feature maps after the stem and after each of the 4 blocks (of the
 last step). peak_mem_mb (MiB): on CUDA torch.cuda.max_memory_allocated over
 the warm-up and timed steps (model, batch and optimizer state included); on
 the CPU how much those steps raised the process's peak RSS (ru_maxrss), so
---mode all runs each mode in a fresh process of this script. --profile then
+--mode all runs each mode in a fresh process of this script. peak_rss_mb
+(CPU only): the process's whole peak RSS, as the C trainer reports its own,
+for comparing the two. --profile then
 runs --steps more steps with the pooling layers timed (forward, and backward
 with the stride gradient; the device synchronized around each) and adds
 pool_ms per step and pool_share = pool_ms / step_ms in percent.
@@ -307,6 +309,8 @@ def run_mode(args, mode, device):
               "threads": torch.get_num_threads(), "step_ms": f"{step_ms:.1f}",
               "images_per_s": f"{args.batch * 1e3 / step_ms:.1f}",
               "peak_mem_mb": f"{peak_mem_mb(device, mark):.1f}"}
+    if device.type == "cpu":
+        result["peak_rss_mb"] = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}"
     if args.profile:
         pool = pool_ms(model, step, args.steps, device)
         result.update(pool_ms=f"{pool:.1f}", pool_share=f"{100 * pool / step_ms:.1f}")

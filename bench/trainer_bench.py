@@ -15,7 +15,8 @@ images_per_s, library_ms, library_share (%), peak_rss_mb (device_mb on
 CUDA: device memory the trainer added to the CUDA context's) and sizes, and
     torch_resnet.py --mode MODE (same options, --warmup W)
 whose line starting with 'torch ' gives step_ms, images_per_s, peak_mem_mb
-and sizes. With --device cuda both run on the GPU, at the same --precision
+(peak_rss_mb on the CPU: the process's whole peak RSS, the measure the
+memory columns compare with the trainer's) and sizes. With --device cuda both run on the GPU, at the same --precision
 (tf32: TF32 tensor cores; bf16: bf16 convolutions, float32 master weights,
 the pooling layers in float32). "vs strided" columns divide by the strided row of the same
 program (when strided is among --modes). When the trainer is missing or
@@ -100,9 +101,10 @@ def cell(value, digits=1):
 # for the C/torch ratio); kind: "value", "vs strided" (divided by the same
 # side's strided row) or "c/torch".
 def columns_for(device):
-    """The table's columns; the C trainer's memory is its peak RSS on the
-    CPU and the device memory it allocated on CUDA."""
+    """The table's columns; memory is the whole process's peak RSS on the
+    CPU (both programs) and the device memory allocated on CUDA."""
     memory = "device_mb" if device == "cuda" else "peak_rss_mb"
+    torch_memory = "peak_mem_mb" if device == "cuda" else "peak_rss_mb"
     return [
         ("C trainer img/s", "c", "images_per_s", "value", 1),
         ("PyTorch img/s", "torch", "images_per_s", "value", 1),
@@ -110,10 +112,12 @@ def columns_for(device):
         ("C step ms", "c", "step_ms", "value", 1),
         ("library share of step (%)", "c", "library_share", "value", 1),
         ("C peak MB", "c", memory, "value", 1),
+        ("PyTorch peak MB", "torch", torch_memory, "value", 1),
+        ("memory (C/torch)", "both", (memory, torch_memory), "c/torch", 2),
         ("time vs strided (C)", "c", "step_ms", "vs strided", 2),
         ("memory vs strided (C)", "c", memory, "vs strided", 2),
         ("time vs strided (torch)", "torch", "step_ms", "vs strided", 2),
-        ("memory vs strided (torch)", "torch", "peak_mem_mb", "vs strided", 2),
+        ("memory vs strided (torch)", "torch", torch_memory, "vs strided", 2),
     ]
 
 
@@ -122,7 +126,8 @@ def column_value(column, row, strided):
     the mode and of strided (fields None when that run is missing)."""
     _, side, key, kind, _ = column
     if kind == "c/torch":
-        return ratio(number(row["c"], key), number(row["torch"], key))
+        c_key, torch_key = key if isinstance(key, tuple) else (key, key)
+        return ratio(number(row["c"], c_key), number(row["torch"], torch_key))
     value = number(row[side], key)
     return ratio(value, number(strided[side], key)) if kind == "vs strided" else value
 

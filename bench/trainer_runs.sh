@@ -10,8 +10,8 @@ out=${1:-runs/six}
 [ $# -gt 0 ] && shift
 extra="$*"
 trainer=${TRAINER:-build/resnet18}
-budget="--width 0.125 --epochs 2 --train-subset 30000 --lr 0.02,30:0.1,350:0.02,440:0.004
-        --pad 0 --no-flip --label-smoothing 0 --threads 1 --quiet"
+budget="--width 0.125 --epochs 10 --train-subset 10000 --lr 0.02,30:0.1,480:0.02,640:0.004
+        --label-smoothing 0 --threads 1 --quiet"
 
 run() { # mode strides
   dir="$out/$1-$(echo "$2" | tr , -)"

@@ -41,12 +41,12 @@ FUZZ_TRAINER_DIR   := examples/resnet18
 FUZZ_TRAINER_SRCS  := $(filter-out $(FUZZ_TRAINER_DIR)/main.c,$(wildcard $(FUZZ_TRAINER_DIR)/*.c))
 FUZZ_TRAINER_OBJS  := $(FUZZ_TRAINER_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_TRAINER       := $(FUZZ_DIR)/libtrainer-fuzz.a
-FUZZ_TRAINER_FLAGS  = -std=c11 -D_GNU_SOURCE -Iinclude -I$(FUZZ_TRAINER_DIR) -fopenmp $$(pkg-config --cflags openblas)
-FUZZ_LIBS           = $(FUZZ_DS_LIBS) -fopenmp $$(pkg-config --libs openblas zlib) -lm
+FUZZ_TRAINER_FLAGS  = -std=c11 -D_GNU_SOURCE -Iinclude -I$(FUZZ_TRAINER_DIR) -fopenmp
+FUZZ_LIBS           = $(FUZZ_DS_LIBS) -fopenmp -ldnnl $$(pkg-config --libs zlib) -lm
 FUZZ_HEADERS       := $(wildcard include/*.h src/*.h src/cpu/*.h)
 FUZZ_TRAINER_HDRS  := $(wildcard $(FUZZ_TRAINER_DIR)/*.h) include/diffstride.h
 FUZZ_BINS          := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/bin/%)
-FUZZ_DEPS          := clang libclang-rt-dev libomp-dev libfftw3-dev libopenblas-dev zlib1g-dev pkg-config
+FUZZ_DEPS          := clang libclang-rt-dev libomp-dev libfftw3-dev libdnnl-dev zlib1g-dev pkg-config
 
 # libFuzzer options per target: every run stops at the first failure; the
 # readers must not allocate more than their input justifies (inputs of at
@@ -88,12 +88,12 @@ $(FUZZ_DIR)/bin/%: fuzz/%.c fuzz/fuzz_input.h $(FUZZ_TRAINER) $(FUZZ_LIB) $(FUZZ
 	$(FUZZ_CC) $(FUZZ_TRAINER_FLAGS) $(FUZZ_CFLAGS) $< -o $@ $(FUZZ_TRAINER) $(FUZZ_LIB) $(FUZZ_LIBS)
 
 # One run: a fresh copy of the seed corpus (the committed one is never
-# written), OpenBLAS and OpenMP on one thread, crash inputs kept.
+# written), OpenMP on one thread, crash inputs kept.
 define FUZZ_RUN
 	@rm -rf $(FUZZ_DIR)/work/$(1) && mkdir -p $(FUZZ_DIR)/work/$(1) $(FUZZ_DIR)/crashes/$(1)
 	@cp fuzz/corpus/$(1)/* $(FUZZ_DIR)/work/$(1)/
 	@echo "fuzz: $(1) for $(2) s"
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(FUZZ_DIR)/bin/$(1) -max_total_time=$(2) \
+	OMP_NUM_THREADS=1 $(FUZZ_DIR)/bin/$(1) -max_total_time=$(2) \
 	    $(FUZZ_COMMON_OPTS) $(FUZZ_OPTS_$(1)) -artifact_prefix=$(FUZZ_DIR)/crashes/$(1)/ $(FUZZ_ARGS) \
 	    $(FUZZ_DIR)/work/$(1) > $(FUZZ_DIR)/$(1).log 2>&1 || \
 	    { tail -n 60 $(FUZZ_DIR)/$(1).log; echo "fuzz: $(1) FAILED (log $(FUZZ_DIR)/$(1).log, input in $(FUZZ_DIR)/crashes/$(1)/)"; exit 1; }

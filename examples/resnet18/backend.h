@@ -55,4 +55,9 @@ extern const rn_backend rn_cuda_backend;
 int rn_pool_forward(rn_model *m, const rn_op *op, int train, rn_error *err);
 int rn_pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err);
 
+/* m->scratch grown to count floats on the backend's device (the buffer an
+ * op's input gradient goes to when it is added, not written); NULL when out
+ * of memory. */
+float *rn_model_scratch(rn_model *m, size_t count);
+
 #endif

@@ -137,7 +137,8 @@ static int train(const rn_options *o, const rn_data *d, rn_trainer *t, rn_error 
          rn_mode_name(t->model.cfg.mode), d->name, d->train.count, d->test.count, d->train.h,
          d->train.w, d->train.c, (double)t->model.cfg.width, t->model.nparams, o->threads);
   rn_record *records = rn_alloc((size_t)(o->epochs - t->epoch), sizeof *records, "the per-epoch records", err);
-  rn_progress bar = {!o->quiet && isatty(2), 10, 0.0, t, NULL, ""};
+  rn_progress_style style = o->quiet ? RN_PROGRESS_NONE : isatty(2) ? RN_PROGRESS_BAR : RN_PROGRESS_LINES;
+  rn_progress bar = {style, 10, rn_seconds(), o->progress, t, NULL, ""};
   int count = 0, rc = !records || rn_steps_open(&bar, dir, t->model.npools, err) ||
                       train_epochs(o, d, t, dir, &bar, records, &count, err);
   rn_error close_err;

@@ -134,6 +134,32 @@ static void mark_accumulation(rn_model *m) {
   }
 }
 
+/* Gradient buffers by liveness in the backward pass (ops run from the last
+ * to the first): tensor t's gradient is written first by the backward of
+ * its last reader (born; the logits' by the loss, before any) and read
+ * last by its producer's (dies). A buffer is reused by a tensor born after
+ * (at a lower op index than) the death of the buffer's last tenant. */
+static void assign_slots(rn_model *m) {
+  int born[RN_MAX_TENSORS], dies[RN_MAX_TENSORS], free_at[RN_MAX_TENSORS];
+  for (int t = 0; t < m->ntensors; t++) born[t] = m->nops, dies[t] = -1;
+  for (int i = 0; i < m->nops; i++) {
+    const rn_op *op = &m->ops[i];
+    dies[op->out] = i;
+    born[op->in] = i;
+    if (op->kind == OP_ADD) born[op->in2] = i;
+  }
+  m->nslots = 0;
+  for (int i = m->nops; i >= 0; i--) /* tensors in the order of their birth */
+    for (int t = 0; t < m->ntensors; t++) {
+      if (born[t] != i || !m->tensors[t].needs_grad) continue;
+      int s = 0;
+      while (s < m->nslots && free_at[s] <= i) s++;
+      if (s == m->nslots) m->nslots++;
+      free_at[s] = dies[t];
+      m->tensors[t].slot = s;
+    }
+}
+
 static void build(rn_model *m) {
   const rn_config *c = &m->cfg;
   int strided = c->mode == RN_STRIDED;
@@ -151,6 +177,7 @@ static void build(rn_model *m) {
   rn_op gap = {.kind = OP_GAP, .in = bnrelu(m, t)};
   m->logits = dense(m, push(m, gap, m->tensors[t].shape.c), c->classes);
   mark_accumulation(m);
+  assign_slots(m);
 }
 
 /* ------------------------------------------------------- config, params */
@@ -258,10 +285,9 @@ int rn_model_create(rn_model *m, const rn_config *cfg, const rn_backend *be, int
 void rn_model_destroy(rn_model *m) {
   if (!m->be) return;
   if (m->exec) m->be->fini(m);
-  for (int i = 0; i < m->ntensors; i++) {
-    m->be->release(m->tensors[i].data);
-    m->be->release(m->tensors[i].grad);
-  }
+  for (int i = 0; i < m->ntensors; i++) m->be->release(m->tensors[i].data);
+  for (int i = 0; i < m->nslots; i++) m->be->release(m->slot[i]);
+  for (int i = 0; i < m->nops; i++) m->be->release(m->reserve[i]);
   float *arrays[] = {m->params, m->grads, m->mom, m->state, m->stats, m->scratch};
   for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++) m->be->release(arrays[i]);
   memset(m, 0, sizeof *m);
@@ -298,24 +324,49 @@ static rn_shape op_shape(const rn_model *m, const rn_op *op, rn_shape in) {
   }
 }
 
-/* Grows t to its shape. A tensor stays below 2^31 elements: the backends
- * and BLAS count rows and elements in int. */
+static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
+
+/* Grows t's data to its shape. A tensor stays below 2^31 elements: the
+ * backends and GEMMs count rows and elements in int. */
 static int ensure(rn_model *m, rn_tensor *t, rn_error *err) {
   const rn_shape *s = &t->shape;
-  size_t need = (size_t)s->n * s->h * s->w * s->c; /* < 2^48 within rn.h's limits */
+  size_t need = numel(s); /* < 2^48 within rn.h's limits */
   if (need > INT_MAX)
     return rn_fail(err, "a %dx%dx%dx%d tensor has %zu elements, more than 2^31 - 1: use a smaller --batch",
                    s->n, s->h, s->w, s->c, need);
   if (need <= t->cap) return 0;
   m->be->release(t->data);
-  m->be->release(t->grad);
   t->data = m->be->alloc(need);
-  t->grad = t->needs_grad ? m->be->alloc(need) : NULL;
-  t->cap = need;
-  if (!t->data || (t->needs_grad && !t->grad))
-    return t->cap = 0, rn_fail(err, "out of memory allocating %zu bytes for a %dx%dx%dx%d tensor",
-                               need * sizeof(float) * (t->needs_grad ? 2 : 1), s->n, s->h, s->w, s->c);
+  t->cap = t->data ? need : 0;
+  if (!t->data)
+    return rn_fail(err, "out of memory allocating %zu bytes for a %dx%dx%dx%d tensor", need * sizeof(float), s->n,
+                   s->h, s->w, s->c);
   return 0;
+}
+
+/* Each gradient buffer grown to its largest tenant, then handed out. */
+static int ensure_slots(rn_model *m, rn_error *err) {
+  size_t need[RN_MAX_TENSORS] = {0};
+  for (int t = 0; t < m->ntensors; t++)
+    if (m->tensors[t].needs_grad && numel(&m->tensors[t].shape) > need[m->tensors[t].slot])
+      need[m->tensors[t].slot] = numel(&m->tensors[t].shape);
+  for (int s = 0; s < m->nslots; s++) {
+    if (need[s] <= m->slot_cap[s]) continue;
+    m->be->release(m->slot[s]);
+    m->slot[s] = m->be->alloc(need[s]);
+    m->slot_cap[s] = m->slot[s] ? need[s] : 0;
+    if (!m->slot[s]) return rn_fail(err, "out of memory allocating %zu bytes for a gradient", need[s] * sizeof(float));
+  }
+  for (int t = 0; t < m->ntensors; t++) m->tensors[t].grad = m->tensors[t].needs_grad ? m->slot[m->tensors[t].slot] : NULL;
+  return 0;
+}
+
+float *rn_model_scratch(rn_model *m, size_t count) {
+  if (count <= m->scratch_cap) return m->scratch;
+  m->be->release(m->scratch);
+  m->scratch = m->be->alloc(count);
+  m->scratch_cap = m->scratch ? count : 0;
+  return m->scratch;
 }
 
 int rn_model_shapes(rn_model *m, int n, rn_error *err) {
@@ -333,7 +384,7 @@ int rn_model_shapes(rn_model *m, int n, rn_error *err) {
     m->tensors[op->out].shape = out;
     if (ensure(m, &m->tensors[op->out], err)) return -1;
   }
-  return 0;
+  return ensure_slots(m, err);
 }
 
 /* ------------------------------------------------------------- passes */

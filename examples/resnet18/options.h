@@ -22,6 +22,7 @@ typedef struct rn_options {
   rn_sgd opt;
   rn_augment aug;
   float lambda;
+  float progress; /* seconds between plain progress lines (stderr not a terminal) */
 } rn_options;
 
 void rn_usage(FILE *f);

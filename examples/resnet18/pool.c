@@ -1,6 +1,9 @@
 /* DiffStride and spectral pooling in the network, on any device: the
  * backend's libdiffstride context (m->ds) takes tensors where the backend
- * keeps them, NHWC. The library calls alone are timed (library_mark). */
+ * keeps them, NHWC. A training forward of DiffStride keeps the op's
+ * reserve (the library's training calls), which its backward reads instead
+ * of transforming x again. The library calls alone are timed
+ * (library_mark). */
 #include "backend.h"
 
 static int library_error(rn_error *err, const rn_op *op, const char *what) {
@@ -9,30 +12,58 @@ static int library_error(rn_error *err, const rn_op *op, const char *what) {
 
 static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
 
+/* The op's reserve grown to the size the library asks for this batch; NULL
+ * with a message. */
+static void *reserve(rn_model *m, const rn_op *op, const rn_shape *s, size_t *bytes, rn_error *err) {
+  int i = (int)(op - m->ops);
+  if (ds_diffstride_reserve_size(&m->desc, s->n, s->c, s->h, s->w, m->pools[op->pool].stride, bytes) != DS_OK)
+    return library_error(err, op, "reserve size"), NULL;
+  if (*bytes <= m->reserve_cap[i]) return m->reserve[i];
+  m->be->release(m->reserve[i]);
+  m->reserve[i] = m->be->alloc((*bytes + sizeof(float) - 1) / sizeof(float));
+  m->reserve_cap[i] = m->reserve[i] ? *bytes : 0;
+  if (!m->reserve[i]) rn_fail(err, "pooling layer %d: out of memory for a %zu-byte reserve", op->pool, *bytes);
+  return m->reserve[i];
+}
+
 /* x (n, h, w, c) -> y (n, oh, ow, c). */
 int rn_pool_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
-  (void)train;
   const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
   const rn_pool *p = &m->pools[op->pool];
   rn_shape s = x->shape;
+  int i = (int)(op - m->ops), keep = train && m->cfg.mode == RN_DIFFSTRIDE;
+  size_t bytes = 0;
+  void *r = keep ? reserve(m, op, &s, &bytes, err) : NULL;
+  if (keep && !r) return -1;
+  m->reserve_filled[i] = 0;
   m->be->library_mark(m, 0);
   ds_status st =
-      m->cfg.mode == RN_DIFFSTRIDE
-          ? ds_diffstride_forward(m->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data, y->shape.h,
-                                  y->shape.w, y->data)
-          : ds_spectral_pool_forward(m->ds, DS_LAYOUT_NHWC, s.n, s.c, s.h, s.w, p->stride, x->data,
-                                     y->shape.h, y->shape.w, y->data);
+      keep ? ds_diffstride_forward_training(m->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data, y->shape.h,
+                                            y->shape.w, y->data, r, bytes)
+      : m->cfg.mode == RN_DIFFSTRIDE
+          ? ds_diffstride_forward(m->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data, y->shape.h, y->shape.w,
+                                  y->data)
+          : ds_spectral_pool_forward(m->ds, DS_LAYOUT_NHWC, s.n, s.c, s.h, s.w, p->stride, x->data, y->shape.h,
+                                     y->shape.w, y->data);
   m->be->library_mark(m, 1);
+  m->reserve_filled[i] = keep && st == DS_OK;
   return st == DS_OK ? 0 : library_error(err, op, "forward");
 }
 
-/* The buffer dx goes to when it is added to x's gradient, not written. */
-static float *scratch(rn_model *m, size_t count) {
-  if (count <= m->scratch_cap) return m->scratch;
-  m->be->release(m->scratch);
-  m->scratch = m->be->alloc(count);
-  m->scratch_cap = m->scratch ? count : 0;
-  return m->scratch;
+/* The library's backward: DiffStride from the reserve its training forward
+ * filled (or from x when none was), or spectral pooling. */
+static ds_status pool_backward_call(rn_model *m, const rn_op *op, const rn_shape *s, float *dx, float ds[2]) {
+  const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
+  const rn_pool *p = &m->pools[op->pool];
+  int i = (int)(op - m->ops);
+  if (m->cfg.mode != RN_DIFFSTRIDE)
+    return ds_spectral_pool_backward(m->ds, DS_LAYOUT_NHWC, s->n, s->c, s->h, s->w, p->stride, y->shape.h,
+                                     y->shape.w, y->grad, dx);
+  if (!m->reserve_filled[i])
+    return ds_diffstride_backward(m->ds, &m->desc, s->n, s->c, s->h, s->w, p->stride, x->data, y->shape.h,
+                                  y->shape.w, y->grad, dx, ds);
+  return ds_diffstride_backward_reserved(m->ds, &m->desc, s->n, s->c, s->h, s->w, p->stride, m->reserve[i],
+                                         m->reserve_cap[i], y->shape.h, y->shape.w, y->grad, dx, ds);
 }
 
 /* dx by the library; the DiffStride stride gradient is added to the
@@ -40,18 +71,12 @@ static float *scratch(rn_model *m, size_t count) {
 int rn_pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   (void)train;
   rn_tensor *x = &m->tensors[op->in];
-  const rn_tensor *y = &m->tensors[op->out];
   rn_pool *p = &m->pools[op->pool];
   rn_shape s = x->shape;
-  float *dx = op->acc_in ? scratch(m, numel(&s)) : x->grad, ds[2] = {0.0f, 0.0f};
+  float *dx = op->acc_in ? rn_model_scratch(m, numel(&s)) : x->grad, ds[2] = {0.0f, 0.0f};
   if (!dx) return rn_fail(err, "out of memory for a pooling layer's gradient");
   m->be->library_mark(m, 0);
-  ds_status st =
-      m->cfg.mode == RN_DIFFSTRIDE
-          ? ds_diffstride_backward(m->ds, &m->desc, s.n, s.c, s.h, s.w, p->stride, x->data, y->shape.h,
-                                   y->shape.w, y->grad, dx, ds)
-          : ds_spectral_pool_backward(m->ds, DS_LAYOUT_NHWC, s.n, s.c, s.h, s.w, p->stride, y->shape.h,
-                                      y->shape.w, y->grad, dx);
+  ds_status st = pool_backward_call(m, op, &s, dx, ds);
   m->be->library_mark(m, 1);
   if (st != DS_OK) return library_error(err, op, "backward");
   p->grad[0] += ds[0];

@@ -55,20 +55,30 @@ static int steps_row(rn_progress *p, double loss, rn_error *err) {
   return rn_fail(err, "write %s: %s", p->path, strerror(errno));
 }
 
-int rn_progress_bar(void *progress, int done, int total, double loss, double images_per_s, rn_error *err) {
-  rn_progress *p = progress;
-  long step = p->trainer->step;
-  if (p->steps && (step == 1 || step % p->every == 0 || done == total) && steps_row(p, loss, err)) return -1;
-  double now = rn_seconds();
-  if (!p->enabled || (done < total && now - p->last < 0.2)) return 0;
-  p->last = now;
+static void draw_bar(int done, int total, double loss, double images_per_s) {
   enum { WIDTH = 30 };
   int fill = (int)((long)WIDTH * done / total);
   char bar[WIDTH + 1];
   for (int i = 0; i < WIDTH; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
   bar[WIDTH] = 0;
-  fprintf(stderr, "\r  [%s] %6d/%d  loss %.4f  %6.0f img/s%s", bar, done, total, loss,
-          images_per_s, done == total ? "\n" : "");
+  fprintf(stderr, "\r  [%s] %6d/%d  loss %.4f  %6.0f img/s%s", bar, done, total, loss, images_per_s,
+          done == total ? "\n" : "");
+}
+
+int rn_progress_bar(void *progress, int done, int total, double loss, double images_per_s, rn_error *err) {
+  rn_progress *p = progress;
+  long step = p->trainer->step;
+  if (p->steps && (step == 1 || step % p->every == 0 || done == total) && steps_row(p, loss, err)) return -1;
+  double now = rn_seconds();
+  if (p->style == RN_PROGRESS_BAR && (done == total || now - p->last >= 0.2)) {
+    draw_bar(done, total, loss, images_per_s);
+  } else if (p->style == RN_PROGRESS_LINES && done < total && now - p->last >= p->interval) {
+    fprintf(stderr, "  epoch %d: %d/%d images, loss %.4f, %.0f img/s\n", p->trainer->epoch + 1, done, total, loss,
+            images_per_s);
+  } else {
+    return 0;
+  }
+  p->last = now;
   fflush(stderr);
   return 0;
 }

@@ -19,12 +19,16 @@ typedef struct rn_record {
 void rn_record_fill(rn_record *r, const rn_trainer *t, const rn_epoch_stats *s, double test_acc,
                     double test_loss);
 
-/* Per-step reporting: the bar (when enabled) and rows of DIR/steps.csv
- * (step, running loss, every stride) at step 1, every `every` optimizer
- * steps and at the end of each epoch, so that every run has rows to plot. */
+/* Per-step reporting: rows of DIR/steps.csv (step, running loss, every
+ * stride) at step 1, every `every` optimizer steps and at the end of each
+ * epoch, so that every run has rows to plot; and on stderr a bar (a
+ * terminal), or a plain line every `interval` seconds (a log, a pipe), or
+ * nothing. */
+typedef enum rn_progress_style { RN_PROGRESS_NONE, RN_PROGRESS_BAR, RN_PROGRESS_LINES } rn_progress_style;
 typedef struct rn_progress {
-  int enabled, every;
-  double last;
+  rn_progress_style style;
+  int every;
+  double last, interval; /* rn_seconds() of the last bar or line drawn */
   const rn_trainer *trainer;
   FILE *steps;
   char path[RN_MAX_PATH]; /* of steps.csv */
@@ -33,8 +37,9 @@ typedef struct rn_progress {
 int rn_steps_open(rn_progress *p, const char *dir, int npools, rn_error *err);
 /* Closes p->steps (when open); -1 when its last rows could not be written. */
 int rn_steps_close(rn_progress *p, rn_error *err);
-/* An rn_progress_fn: the step's row, then a bar on stderr, redrawn at most
- * 5 times a second; -1 with "write PATH: reason" when a row cannot be
+/* An rn_progress_fn: the step's row, then the bar, redrawn at most 5 times
+ * a second, or a line "epoch E: DONE/TOTAL images, loss L, R img/s" when
+ * interval has passed; -1 with "write PATH: reason" when a row cannot be
  * written (a full disk, a file size limit). */
 int rn_progress_bar(void *progress, int done, int total, double loss, double images_per_s, rn_error *err);
 

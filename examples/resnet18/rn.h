@@ -151,14 +151,19 @@ typedef struct rn_op {
   int pool;             /* OP_POOL: index into model->pools */
   size_t param;         /* offset of the op's parameters in the flat arrays */
   size_t state;         /* OP_BNRELU: offset of running mean, then var, in model->state */
-  size_t stats;         /* OP_BNRELU: offset of batch mean, then 1/std, in model->stats */
+  size_t stats;         /* OP_BNRELU: offset of the batch mean, then the backend's spread
+                           (1/std on CUDA, the variance on the CPU), in model->stats */
 } rn_op;
 
+/* grad is one of the model's gradient buffers (slot), shared with the
+ * gradients of other tensors whose lives in the backward pass do not meet:
+ * a gradient lives from the backward of the tensor's last reader to that
+ * of its producer. */
 typedef struct rn_tensor {
   rn_shape shape;
   float *data, *grad; /* on the backend's device */
-  size_t cap;         /* floats allocated for data and grad */
-  int needs_grad;
+  size_t cap;         /* floats allocated for data */
+  int needs_grad, slot;
 } rn_tensor;
 
 /* One downsampling layer's learned (DiffStride) or fixed (spectral) strides.
@@ -192,8 +197,17 @@ typedef struct rn_model {
   float *state, *stats;        /* BN running mean/var; BN batch statistics */
   ds_diffstride_desc desc;     /* R, cropping on, layout NHWC */
   ds_context *ds;              /* the backend's libdiffstride context */
-  float *scratch;              /* a pooling layer's dx when it is added, not written */
+  float *scratch;              /* an op's dx when it is added, not written (rn_model_scratch) */
   size_t scratch_cap;
+  int nslots;                  /* gradient buffers (rn_tensor.slot) */
+  float *slot[RN_MAX_TENSORS];
+  size_t slot_cap[RN_MAX_TENSORS];
+  /* By op index, the DiffStride layers' reserves (bytes) for
+   * ds_diffstride_backward_reserved; filled when the op's last forward
+   * was a training one. */
+  void *reserve[RN_MAX_OPS];
+  size_t reserve_cap[RN_MAX_OPS];
+  unsigned char reserve_filled[RN_MAX_OPS];
   double library_seconds;      /* time in libdiffstride calls, summed (read it with rn_library_seconds) */
   int logits;                  /* tensor index of the logits */
 } rn_model;

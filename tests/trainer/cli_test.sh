@@ -7,7 +7,8 @@
 # --device cuda runs or says why not. A run of 2 steps plots; a deep --out
 # is used whole; gnuplot runs in --out with no shell, whatever its name;
 # past a file size limit the run stops with the reason and keeps the last
-# good checkpoint.
+# good checkpoint. Under a pipe or a log (stderr not a terminal) the run
+# prints plain progress lines every --progress seconds, and none with --quiet.
 # Usage: tests/trainer/cli_test.sh build/resnet18
 set -u
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") # absolute: some tests run elsewhere
@@ -76,8 +77,11 @@ short_deep_run_plots() {
 
 common="--data synthetic:16x16x2:3 --width 0.0625 --strides 1.7,1,2.3,2.2,2.6 --batch 64 --lr 0.05 --threads 2 --train-subset 640 --out $dir/run"
 quick="--data synthetic:16x16x2:3 --width 0.0625 --batch 32 --train-subset 64 --test-subset 64 --threads 2 --quiet"
-ok "$bin" $common --epochs 1 > "$dir/train.txt" 2>&1
+ok "$bin" $common --epochs 1 --progress 0.001 > "$dir/train.txt" 2> "$dir/progress.txt"
 ok has "$dir/train.txt" "epoch 1/1"
+ok has "$dir/progress.txt" "epoch 1: 128/640 images, loss "
+ok has "$dir/progress.txt" "epoch 1: 576/640 images, loss "
+ok lacks "$dir/progress.txt" "[==="
 ok has "$dir/train.txt" "learned strides -> sizes:"
 ok has "$dir/train.txt" "final test accuracy"
 ok test -s "$dir/run/checkpoint.bin"
@@ -87,7 +91,8 @@ ok test "$(wc -l < "$dir/run/log.csv")" -eq 2
 ok has "$dir/run/steps.csv" "step,loss,stride0_h"
 ok size_limit_keeps_checkpoint
 # a second process with the same seed: the same run (timings aside)
-ok "$bin" $common --epochs 1 --out "$dir/again" > /dev/null 2>&1
+ok "$bin" $common --epochs 1 --out "$dir/again" --quiet > /dev/null 2> "$dir/quiet.txt"
+ok test ! -s "$dir/quiet.txt"
 ok cmp "$dir/run/steps.csv" "$dir/again/steps.csv"
 ok test "$(cut -d, -f1-7,11- "$dir/run/log.csv")" = "$(cut -d, -f1-7,11- "$dir/again/log.csv")"
 ok cmp "$dir/run/checkpoint.bin" "$dir/again/checkpoint.bin"
@@ -113,6 +118,7 @@ ok fails_with "--lr: bad value '0.1,5'" $common --lr 0.1,5
 # every numeric flag whole, finite and in range
 for v in abc -1 nan 1x 18446744073709551616; do ok fails_with "--seed: bad value '$v'" --seed "$v"; done
 ok fails_with "--lr: bad value 'inf'" --lr inf
+ok fails_with "--progress: bad value '0': expected a finite number in (0, 86400]" --progress 0
 ok fails_with "--momentum: bad value '-0.5': expected a finite number in [0, 1)" --momentum -0.5
 ok fails_with "--lambda: bad value '-1': expected a finite number >= 0" --lambda -1
 ok fails_with "--threads: bad value '100000': expected a whole number in [1, 1024]" --threads 100000

@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "report.h"
+#include "suites.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -714,7 +715,7 @@ END_TEST
 START_TEST(write_errors_are_reported) {
   rn_config cfg = tiny(RN_STRIDED);
   rn_trainer *t = new_trainer(&cfg, 1, 2);
-  rn_progress p = {0, 10, 0.0, t, fopen("/dev/full", "w"), "/dev/full"};
+  rn_progress p = {RN_PROGRESS_NONE, 10, 0.0, 0.0, t, fopen("/dev/full", "w"), "/dev/full"};
   rn_error err = {{0}};
   ck_assert_ptr_nonnull(p.steps);
   t->step = 10;
@@ -755,7 +756,7 @@ int main(void) {
   tcase_add_test(misc, schedule);
   tcase_add_test(misc, config_errors);
   tcase_add_test(misc, shapes_follow_the_strides);
-  TCase *cases[] = {grad, train, ckpt, data, misc};
+  TCase *cases[] = {grad, train, ckpt, data, misc, ops_tcase()};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) suite_add_tcase(s, cases[i]);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

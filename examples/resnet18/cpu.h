@@ -1,0 +1,84 @@
+/* The CPU backend's state, shared by its files: oneDNN's engine and stream
+ * and, for each op of the graph, the oneDNN primitives made for the op's
+ * current shapes (made again when a learned stride changes a shape).
+ *
+ * Activations stay NHWC (oneDNN's nhwc), the layout libdiffstride, the add
+ * and the pooling ops read, so no reorder sits between two ops; the weights
+ * are reordered from the core's (cout, k, k, cin) (oneDNN's ohwi) to the
+ * blocked format each convolution primitive asks for. */
+#ifndef RN_CPU_H
+#define RN_CPU_H
+
+#include <dnnl.h>
+
+#include "backend.h"
+
+/* One op's primitives. Convolutions: fwd, bwd_data (NULL where the input
+ * needs no gradient), bwd_weights, and the weights in the formats of the
+ * forward (w) and of the backward data (wb) where those are not ohwi, the
+ * weight gradient in bwd_weights's format (dw) where that is not ohwi;
+ * src_md and dst_md are nhwc, or (blocked: Winograd) the blocked formats
+ * the primitives chose, whose data goes through the exec's buffers.
+ * Batch norm + ReLU: fwd (training), infer (running statistics), bwd, and
+ * the fused ReLU's workspace. */
+typedef struct cpu_prims {
+  rn_shape in, out; /* the shapes they were made for (n = 0: none made) */
+  dnnl_primitive_desc_t fwd_pd;
+  dnnl_primitive_t fwd, infer, bwd_data, bwd_weights;
+  dnnl_memory_desc_t w_md, wb_md, dw_md, ws_md, src_md, dst_md;
+  int blocked;
+  float *w, *wb, *dw;
+  void *ws;
+} cpu_prims;
+
+typedef struct cpu_exec {
+  int threads;
+  double library_start; /* rn_seconds() when the library call in progress began */
+  dnnl_engine_t engine;
+  dnnl_stream_t stream;
+  cpu_prims prims[RN_MAX_OPS]; /* by op index */
+  void *buf[2];                /* a blocked convolution's input and output (bytes) */
+  size_t buf_cap[2];
+} cpu_exec;
+
+/* One argument of a primitive: its oneDNN index (DNNL_ARG_*), descriptor and
+ * data. */
+typedef struct cpu_arg {
+  int arg;
+  const dnnl_memory_desc_t *md;
+  const void *data;
+} cpu_arg;
+
+/* bytes of memory on a 64-byte boundary (oneDNN's JIT kernels may use
+ * aligned loads on their buffers); free() releases it. */
+void *cpu_aligned(size_t bytes);
+/* Runs p on args and waits for it; -1 with a message naming what. */
+int cpu_execute(cpu_exec *ex, dnnl_primitive_t p, int nargs, const cpu_arg *args, const char *what,
+                rn_error *err);
+/* The primitive of pd (pd is destroyed unless keep); NULL with a message. */
+dnnl_primitive_t cpu_primitive(dnnl_primitive_desc_t pd, int keep, const char *what, rn_error *err);
+/* A primitive of pd's kind from an op descriptor, or NULL with a message. */
+dnnl_primitive_desc_t cpu_pd(cpu_exec *ex, const void *op_desc, dnnl_primitive_desc_t hint, const char *what,
+                             rn_error *err);
+/* Reorders src (src_md) into dst (dst_md). */
+int cpu_reorder(cpu_exec *ex, const dnnl_memory_desc_t *src_md, const void *src, const dnnl_memory_desc_t *dst_md,
+                void *dst, rn_error *err);
+/* An (n, c, h, w) descriptor in the format tag (nhwc for activations). */
+dnnl_memory_desc_t cpu_md(int n, int c, int h, int w, dnnl_format_tag_t tag);
+/* The op's primitives for its tensors' current shapes: those made before,
+ * or none (all freed) when a shape changed. Each user makes what is NULL,
+ * and frees them all (cpu_prims_free) when making one fails. */
+cpu_prims *cpu_prims_for(cpu_exec *ex, const rn_model *m, const rn_op *op);
+void cpu_prims_free(cpu_prims *p);
+/* The buffer an op writes an input gradient of count floats to: the
+ * tensor's own, or, when the gradient is added to (acc), the model's
+ * scratch, to be added with cpu_accumulate_scratch. NULL when out of memory. */
+float *cpu_grad_target(rn_model *m, rn_tensor *t, int acc, size_t count);
+void cpu_accumulate_scratch(rn_model *m, rn_tensor *t, int acc, size_t count);
+
+int cpu_conv_forward(rn_model *m, const rn_op *op, int train, rn_error *err);
+int cpu_conv_backward(rn_model *m, const rn_op *op, int train, rn_error *err);
+int cpu_bnrelu_forward(rn_model *m, const rn_op *op, int train, rn_error *err);
+int cpu_bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *err);
+
+#endif

@@ -1,0 +1,192 @@
+/* Convolutions on the CPU by oneDNN: x (n, h, w, cin) -> y (n, oh, ow,
+ * cout), nhwc, weights (cout, k, k, cin) in the core (ohwi), zero padding
+ * k/2, no bias (batch norm follows every convolution).
+ *
+ * 3x3 stride-1 convolutions use Winograd (F(4x4, 3x3)) where oneDNN has
+ * it for the CPU, on copies of x and y in the blocked format it requires;
+ * the others (and every one on CPUs without it) are direct on nhwc.
+ * Measured on an AVX-512 Xeon, one thread, batch 128, forward + both
+ * gradients: 64 channels at 32x32 154 ms against 247 ms direct, 128 at
+ * 16x16 123 ms against 293 ms (docs/benchmarks.md). */
+#include <stdlib.h>
+
+#include "cpu.h"
+
+/* The descriptors of one convolution; the weights as the core keeps them
+ * (plain) and in the format a primitive may choose (any). */
+typedef struct conv_desc {
+  dnnl_memory_desc_t src, dst, w_any, w_plain;
+  dnnl_dims_t strides, pad_l, pad_r;
+} conv_desc;
+
+/* pad_r is what reaches the last output pixel, at least 0: oneDNN sizes
+ * the output as (i - k + pad_l + pad_r) / stride + 1, rounding down. */
+static conv_desc describe(const rn_model *m, const rn_op *op) {
+  rn_shape x = m->tensors[op->in].shape, y = m->tensors[op->out].shape;
+  conv_desc d;
+  d.src = cpu_md(x.n, x.c, x.h, x.w, dnnl_nhwc);
+  d.dst = cpu_md(y.n, y.c, y.h, y.w, dnnl_nhwc);
+  d.w_any = cpu_md(op->cout, x.c, op->k, op->k, dnnl_format_tag_any);
+  d.w_plain = cpu_md(op->cout, x.c, op->k, op->k, dnnl_ohwi);
+  int in[2] = {x.h, x.w}, out[2] = {y.h, y.w};
+  for (int i = 0; i < 2; i++) {
+    int r = (out[i] - 1) * op->stride + op->k - in[i] - op->k / 2;
+    d.strides[i] = op->stride, d.pad_l[i] = op->k / 2, d.pad_r[i] = r > 0 ? r : 0;
+  }
+  return d;
+}
+
+static dnnl_alg_kind_t algorithm(const cpu_prims *p) {
+  return p->blocked ? dnnl_convolution_winograd : dnnl_convolution_direct;
+}
+
+/* A buffer for weights in md's format, NULL (none needed) when md is the
+ * plain format; *fail set when out of memory. */
+static float *format_buffer(const dnnl_memory_desc_t *md, const dnnl_memory_desc_t *plain, int *fail) {
+  if (dnnl_memory_desc_equal(md, plain)) return NULL;
+  float *b = cpu_aligned(dnnl_memory_desc_get_size(md));
+  *fail |= !b;
+  return b;
+}
+
+/* The forward primitive descriptor: Winograd on blocked data where oneDNN
+ * offers it for a 3x3 stride-1 convolution, else direct on nhwc. */
+static dnnl_primitive_desc_t forward_pd(cpu_exec *ex, const rn_op *op, const conv_desc *d, cpu_prims *p,
+                                        rn_error *err) {
+  dnnl_convolution_desc_t cd;
+  dnnl_primitive_desc_t pd = NULL;
+  if (op->k == 3 && op->stride == 1) {
+    dnnl_memory_desc_t src = d->src, dst = d->dst;
+    src.format_kind = dst.format_kind = dnnl_format_kind_any;
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_winograd, &src, &d->w_any,
+                                           NULL, &dst, d->strides, d->pad_l, d->pad_r) == dnnl_success &&
+        dnnl_primitive_desc_create(&pd, &cd, NULL, ex->engine, NULL) == dnnl_success) {
+      p->blocked = 1;
+      p->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+      p->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+      return pd;
+    }
+  }
+  p->blocked = 0, p->src_md = d->src, p->dst_md = d->dst;
+  dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &d->src, &d->w_any, NULL,
+                                     &d->dst, d->strides, d->pad_l, d->pad_r);
+  return cpu_pd(ex, &cd, NULL, "convolution forward", err);
+}
+
+static int make_forward(cpu_exec *ex, const rn_op *op, const conv_desc *d, cpu_prims *p, rn_error *err) {
+  if (!(p->fwd_pd = forward_pd(ex, op, d, p, err))) return -1;
+  p->w_md = *dnnl_primitive_desc_query_md(p->fwd_pd, dnnl_query_weights_md, 0);
+  int fail = 0;
+  p->w = format_buffer(&p->w_md, &d->w_plain, &fail);
+  if (fail) return rn_fail(err, "out of memory for a convolution's weights");
+  return (p->fwd = cpu_primitive(p->fwd_pd, 1, "convolution forward", err)) ? 0 : -1;
+}
+
+/* The weight gradient's primitive and, where the input needs a gradient,
+ * the input gradient's, with the forward's algorithm and formats. */
+static int make_backward(cpu_exec *ex, const conv_desc *d, int data, cpu_prims *p, rn_error *err) {
+  dnnl_convolution_desc_t cd;
+  dnnl_convolution_backward_weights_desc_init(&cd, algorithm(p), &p->src_md, &d->w_any, NULL, &p->dst_md,
+                                              d->strides, d->pad_l, d->pad_r);
+  dnnl_primitive_desc_t pd = cpu_pd(ex, &cd, p->fwd_pd, "convolution backward weights", err);
+  if (!pd) return -1;
+  p->dw_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
+  int fail = 0;
+  p->dw = format_buffer(&p->dw_md, &d->w_plain, &fail);
+  if (fail || !(p->bwd_weights = cpu_primitive(pd, 0, "convolution backward weights", err)))
+    return fail ? rn_fail(err, "out of memory for a convolution's weight gradient") : -1;
+  if (!data) return 0;
+  dnnl_convolution_backward_data_desc_init(&cd, algorithm(p), &p->src_md, &d->w_any, &p->dst_md, d->strides,
+                                           d->pad_l, d->pad_r);
+  if (!(pd = cpu_pd(ex, &cd, p->fwd_pd, "convolution backward data", err))) return -1;
+  p->wb_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+  p->wb = format_buffer(&p->wb_md, &d->w_plain, &fail);
+  if (fail) return dnnl_primitive_desc_destroy(pd), rn_fail(err, "out of memory for a convolution's weights");
+  return (p->bwd_data = cpu_primitive(pd, 0, "convolution backward data", err)) ? 0 : -1;
+}
+
+/* The weights in md's format: the core's array, or buf after a reorder. */
+static const float *weights_as(cpu_exec *ex, const conv_desc *d, const dnnl_memory_desc_t *md, float *buf,
+                               const float *plain, rn_error *err) {
+  if (!buf) return plain;
+  return cpu_reorder(ex, &d->w_plain, plain, md, buf, err) ? NULL : buf;
+}
+
+/* The exec's buffer `which`, at least md's size; NULL with a message. */
+static void *staging(cpu_exec *ex, int which, const dnnl_memory_desc_t *md, rn_error *err) {
+  size_t bytes = dnnl_memory_desc_get_size(md);
+  if (bytes <= ex->buf_cap[which]) return ex->buf[which];
+  free(ex->buf[which]);
+  ex->buf[which] = cpu_aligned(bytes);
+  ex->buf_cap[which] = ex->buf[which] ? bytes : 0;
+  if (!ex->buf[which]) rn_fail(err, "out of memory for %zu bytes of a blocked convolution's data", bytes);
+  return ex->buf[which];
+}
+
+/* An nhwc tensor (plain) as the primitive reads it (md): itself, or its
+ * copy in buffer `which`. */
+static const void *staged(cpu_exec *ex, const dnnl_memory_desc_t *plain, const float *data,
+                          const dnnl_memory_desc_t *md, int which, rn_error *err) {
+  if (dnnl_memory_desc_equal(plain, md)) return data;
+  void *b = staging(ex, which, md, err);
+  return b && !cpu_reorder(ex, plain, data, md, b, err) ? b : NULL;
+}
+
+int cpu_conv_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train;
+  cpu_exec *ex = m->exec;
+  cpu_prims *p = cpu_prims_for(ex, m, op);
+  conv_desc d = describe(m, op);
+  if (!p->fwd && make_forward(ex, op, &d, p, err)) return cpu_prims_free(p), -1;
+  float *y = m->tensors[op->out].data;
+  const void *x = staged(ex, &d.src, m->tensors[op->in].data, &p->src_md, 0, err);
+  const float *w = x ? weights_as(ex, &d, &p->w_md, p->w, m->params + op->param, err) : NULL;
+  void *out = p->blocked ? staging(ex, 1, &p->dst_md, err) : y;
+  if (!w || !out) return -1;
+  cpu_arg args[] = {{DNNL_ARG_SRC, &p->src_md, x}, {DNNL_ARG_WEIGHTS, &p->w_md, w}, {DNNL_ARG_DST, &p->dst_md, out}};
+  if (cpu_execute(ex, p->fwd, 3, args, "convolution forward", err)) return -1;
+  return p->blocked ? cpu_reorder(ex, &p->dst_md, out, &d.dst, y, err) : 0;
+}
+
+/* dx (written or added, as op->acc_in says) by the backward-data primitive
+ * from dy (as it reads it), through buffer 0 when blocked. */
+static int input_gradient(rn_model *m, const rn_op *op, const conv_desc *d, cpu_prims *p, const void *dy,
+                          rn_error *err) {
+  cpu_exec *ex = m->exec;
+  rn_tensor *x = &m->tensors[op->in];
+  size_t count = (size_t)d->src.dims[0] * d->src.dims[1] * d->src.dims[2] * d->src.dims[3];
+  float *dx = cpu_grad_target(m, x, op->acc_in, count);
+  void *out = p->blocked ? staging(ex, 0, &p->src_md, err) : dx;
+  const float *w = out ? weights_as(ex, d, &p->wb_md, p->wb, m->params + op->param, err) : NULL;
+  if (!dx) return rn_fail(err, "out of memory for a convolution's input gradient");
+  if (!w) return -1;
+  cpu_arg args[] = {{DNNL_ARG_DIFF_DST, &p->dst_md, dy}, {DNNL_ARG_WEIGHTS, &p->wb_md, w},
+                    {DNNL_ARG_DIFF_SRC, &p->src_md, out}};
+  if (cpu_execute(ex, p->bwd_data, 3, args, "convolution backward data", err) ||
+      (p->blocked && cpu_reorder(ex, &p->src_md, out, &d->src, dx, err)))
+    return -1;
+  cpu_accumulate_scratch(m, x, op->acc_in, count);
+  return 0;
+}
+
+/* dW (into m->grads at op->param), then dx where the input needs it. */
+int cpu_conv_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
+  (void)train;
+  cpu_exec *ex = m->exec;
+  rn_tensor *x = &m->tensors[op->in];
+  cpu_prims *p = cpu_prims_for(ex, m, op);
+  conv_desc d = describe(m, op);
+  if ((!p->fwd && make_forward(ex, op, &d, p, err)) ||
+      (!p->bwd_weights && make_backward(ex, &d, x->needs_grad, p, err)))
+    return cpu_prims_free(p), -1;
+  float *dw = m->grads + op->param;
+  const void *xs = staged(ex, &d.src, x->data, &p->src_md, 0, err);
+  const void *dy = xs ? staged(ex, &d.dst, m->tensors[op->out].grad, &p->dst_md, 1, err) : NULL;
+  if (!dy) return -1;
+  cpu_arg args[] = {{DNNL_ARG_SRC, &p->src_md, xs}, {DNNL_ARG_DIFF_DST, &p->dst_md, dy},
+                    {DNNL_ARG_DIFF_WEIGHTS, &p->dw_md, p->dw ? p->dw : dw}};
+  if (cpu_execute(ex, p->bwd_weights, 3, args, "convolution backward weights", err) ||
+      (p->dw && cpu_reorder(ex, &p->dw_md, p->dw, &d.w_plain, dw, err)))
+    return -1;
+  return x->needs_grad ? input_gradient(m, op, &d, p, dy, err) : 0;
+}

@@ -1,0 +1,272 @@
+/* The CPU backend's layer ops against naive loops written here from their
+ * definitions (double sums): convolutions (3x3 and 1x1, strides 1 and 2,
+ * odd sizes) forward, input and weight gradients; batch norm + ReLU with
+ * batch statistics (training, running averages) and running statistics
+ * (evaluation), and its gradients; input gradients written and added to.
+ * Also the sharing of gradient buffers: no two gradients alive at once
+ * share one. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "suites.h"
+
+typedef struct fixture {
+  rn_model m;
+  rn_rng rng;
+} fixture;
+
+/* A small strided network (widths 8..64, 2 images of 11x9): odd sizes, a
+ * 3x3 stride-2 and a 1x1 stride-2 convolution. */
+static fixture *make(void) {
+  fixture *f = calloc(1, sizeof *f);
+  rn_config c = {RN_STRIDED, 0.125f, {1, 1, 2, 2, 2}, 4.0f, 11, 9, 3, 4};
+  rn_error err = {{0}};
+  rn_rng_seed(&f->rng, 7);
+  ck_assert_msg(rn_model_create(&f->m, &c, &rn_cpu_backend, 2, &f->rng, &err) == 0, "%s", err.msg);
+  ck_assert_msg(rn_model_shapes(&f->m, 2, &err) == 0, "%s", err.msg);
+  return f;
+}
+
+static void destroy(fixture *f) {
+  rn_model_destroy(&f->m);
+  free(f);
+}
+
+static size_t numel(rn_shape s) { return (size_t)s.n * s.h * s.w * s.c; }
+
+static void fill(float *p, size_t count, rn_rng *rng) {
+  for (size_t i = 0; i < count; i++) p[i] = (float)rn_rng_normal(rng);
+}
+
+static void expect_close(const float *got, const double *want, size_t count, double tol, const char *what) {
+  double scale = 0.0;
+  for (size_t i = 0; i < count; i++) scale = fmax(scale, fabs(want[i]));
+  for (size_t i = 0; i < count; i++)
+    ck_assert_msg(fabs(got[i] - want[i]) <= tol * (scale + 1e-30), "%s[%zu] = %.9g, expected %.9g (scale %g)", what,
+                  i, (double)got[i], want[i], scale);
+}
+
+/* The first op of kind with (k, stride) (k = 0: any) whose input needs a
+ * gradient. */
+static rn_op *find(rn_model *m, rn_op_kind kind, int k, int stride) {
+  for (int i = 0; i < m->nops; i++) {
+    rn_op *op = &m->ops[i];
+    if (op->kind == kind && (!k || (op->k == k && op->stride == stride)) && m->tensors[op->in].needs_grad)
+      return op;
+  }
+  ck_abort_msg("no op of kind %d, k %d, stride %d", (int)kind, k, stride);
+  return NULL;
+}
+
+/* ---------------------------------------------------------- convolution */
+
+/* Index of x (n, h, w, c) at (i, y, x, ch), or -1 outside (zero padding). */
+static long at(rn_shape s, int i, int y, int x, int ch) {
+  if (y < 0 || y >= s.h || x < 0 || x >= s.w) return -1;
+  return (((long)i * s.h + y) * s.w + x) * s.c + ch;
+}
+
+/* y, dx (added to dx0), dw of the convolution by its sums. */
+static void naive_conv(const rn_op *op, rn_shape xs, rn_shape ys, const float *x, const float *w, const float *dy,
+                       double *y, double *dx, double *dw) {
+  const int k = op->k, pad = k / 2;
+  for (int i = 0; i < ys.n; i++)
+    for (int oy = 0; oy < ys.h; oy++)
+      for (int ox = 0; ox < ys.w; ox++)
+        for (int co = 0; co < ys.c; co++) {
+          long yi = at(ys, i, oy, ox, co);
+          for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++)
+              for (int ci = 0; ci < xs.c; ci++) {
+                long xi = at(xs, i, oy * op->stride + ky - pad, ox * op->stride + kx - pad, ci);
+                long wi = (((long)co * k + ky) * k + kx) * xs.c + ci;
+                if (xi < 0) continue;
+                y[yi] += (double)x[xi] * w[wi];
+                dx[xi] += (double)dy[yi] * w[wi];
+                dw[wi] += (double)dy[yi] * x[xi];
+              }
+        }
+}
+
+static void check_conv(int k, int stride, int acc) {
+  fixture *f = make();
+  rn_model *m = &f->m;
+  rn_op *op = find(m, OP_CONV, k, stride);
+  op->acc_in = acc;
+  rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
+  size_t nx = numel(x->shape), ny = numel(y->shape), nw = (size_t)op->cout * k * k * x->shape.c;
+  rn_error err = {{0}};
+  fill(x->data, nx, &f->rng);
+  fill(m->params + op->param, nw, &f->rng);
+  fill(y->grad, ny, &f->rng);
+  fill(x->grad, nx, &f->rng);
+  double *want_y = calloc(ny, sizeof *want_y), *want_dx = calloc(nx, sizeof *want_dx),
+         *want_dw = calloc(nw, sizeof *want_dw);
+  for (size_t i = 0; acc && i < nx; i++) want_dx[i] = x->grad[i];
+  naive_conv(op, x->shape, y->shape, x->data, m->params + op->param, y->grad, want_y, want_dx, want_dw);
+  ck_assert_msg(m->be->forward[OP_CONV](m, op, 1, &err) == 0, "%s", err.msg);
+  expect_close(y->data, want_y, ny, 1e-5, "y");
+  ck_assert_msg(m->be->backward[OP_CONV](m, op, 1, &err) == 0, "%s", err.msg);
+  expect_close(m->grads + op->param, want_dw, nw, 1e-5, "dw");
+  expect_close(x->grad, want_dx, nx, 1e-5, "dx");
+  free(want_y), free(want_dx), free(want_dw);
+  destroy(f);
+}
+
+START_TEST(conv_3x3_stride_1) { check_conv(3, 1, 0); }
+END_TEST
+START_TEST(conv_3x3_stride_2) { check_conv(3, 2, 0); }
+END_TEST
+START_TEST(conv_1x1_stride_2_added) { check_conv(1, 2, 1); }
+END_TEST
+START_TEST(conv_3x3_stride_1_added) { check_conv(3, 1, 1); }
+END_TEST
+
+/* ------------------------------------------------------- batch norm + ReLU */
+
+/* Per channel of x (rows, c): the mean and the biased variance. */
+static void moments(const float *x, size_t rows, int c, double *mean, double *var) {
+  for (int j = 0; j < c; j++) {
+    double s = 0.0, q = 0.0;
+    for (size_t r = 0; r < rows; r++) s += x[r * c + j];
+    mean[j] = s / rows;
+    for (size_t r = 0; r < rows; r++) q += (x[r * c + j] - mean[j]) * (x[r * c + j] - mean[j]);
+    var[j] = q / rows;
+  }
+}
+
+/* y = relu(gamma xhat + beta); with dy, dx (added to what dx holds) and
+ * dgamma, dbeta (2c) through the batch statistics mean, var. */
+static void naive_bnrelu(const float *x, size_t rows, int c, const float *gb, const double *mean, const double *var,
+                         const float *dy, double *y, double *dx, double *dgb) {
+  for (int j = 0; j < c; j++) {
+    double inv = 1.0 / sqrt(var[j] + 1e-5), sdz = 0.0, sdzx = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+      double xh = (x[r * c + j] - mean[j]) * inv, z = gb[j] * xh + gb[c + j];
+      y[r * c + j] = z > 0 ? z : 0.0;
+      double dz = z > 0 && dy ? dy[r * c + j] : 0.0;
+      sdz += dz, sdzx += dz * xh;
+    }
+    dgb[j] = sdzx, dgb[c + j] = sdz;
+    for (size_t r = 0; dy && r < rows; r++) {
+      double xh = (x[r * c + j] - mean[j]) * inv, z = gb[j] * xh + gb[c + j], dz = z > 0 ? dy[r * c + j] : 0.0;
+      dx[r * c + j] += gb[j] * inv * (dz - sdz / rows - xh * sdzx / rows);
+    }
+  }
+}
+
+static void check_bnrelu(int acc) {
+  fixture *f = make();
+  rn_model *m = &f->m;
+  rn_op *op = find(m, OP_BNRELU, 0, 0);
+  op->acc_in = acc;
+  rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
+  const int c = x->shape.c;
+  size_t n = numel(x->shape), rows = n / c;
+  rn_error err = {{0}};
+  fill(x->data, n, &f->rng);
+  for (size_t i = 0; i < n; i++) x->data[i] = x->data[i] * (1.0f + (float)(i % c)) + 0.5f * (float)(i % c);
+  float *gb = m->params + op->param, *run = m->state + op->state, old[2 * 64];
+  for (int j = 0; j < c; j++) gb[j] = 0.5f + 0.25f * j, gb[c + j] = 0.1f * j - 0.2f;
+  fill(run, 2 * (size_t)c, &f->rng);
+  for (int j = 0; j < c; j++) run[c + j] = 1.0f + fabsf(run[c + j]), old[j] = run[j], old[c + j] = run[c + j];
+  fill(y->grad, n, &f->rng);
+  fill(x->grad, n, &f->rng);
+  double mean[64], var[64], dgb[128], *want_y = calloc(n, sizeof *want_y), *want_dx = calloc(n, sizeof *want_dx);
+  ck_assert_int_le(c, 64);
+  for (size_t i = 0; acc && i < n; i++) want_dx[i] = x->grad[i];
+  moments(x->data, rows, c, mean, var);
+  naive_bnrelu(x->data, rows, c, gb, mean, var, y->grad, want_y, want_dx, dgb);
+  ck_assert_msg(m->be->forward[OP_BNRELU](m, op, 1, &err) == 0, "%s", err.msg);
+  expect_close(y->data, want_y, n, 1e-5, "y (training)");
+  for (int j = 0; j < c; j++) {
+    ck_assert_msg(fabs(run[j] - (0.9 * old[j] + 0.1 * mean[j])) < 1e-5, "running mean %d", j);
+    ck_assert_msg(fabs(run[c + j] - (0.9 * old[c + j] + 0.1 * var[j] * rows / (rows - 1))) < 1e-5 * (1 + var[j]),
+                  "running variance %d", j);
+  }
+  ck_assert_msg(m->be->backward[OP_BNRELU](m, op, 1, &err) == 0, "%s", err.msg);
+  expect_close(x->grad, want_dx, n, 2e-5, "dx");
+  expect_close(m->grads + op->param, dgb, 2 * (size_t)c, 2e-5, "dgamma, dbeta");
+  free(want_y), free(want_dx);
+  destroy(f);
+}
+
+START_TEST(bnrelu_training) { check_bnrelu(0); }
+END_TEST
+START_TEST(bnrelu_training_added) { check_bnrelu(1); }
+END_TEST
+
+/* Evaluation normalizes with the running statistics and leaves them. */
+START_TEST(bnrelu_evaluation) {
+  fixture *f = make();
+  rn_model *m = &f->m;
+  rn_op *op = find(m, OP_BNRELU, 0, 0);
+  rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
+  const int c = x->shape.c;
+  size_t n = numel(x->shape);
+  rn_error err = {{0}};
+  fill(x->data, n, &f->rng);
+  float *gb = m->params + op->param, *run = m->state + op->state;
+  double mean[64], var[64], dgb[128], *want = calloc(n, sizeof *want);
+  for (int j = 0; j < c; j++)
+    gb[j] = 1.5f, gb[c + j] = 0.25f, run[j] = 0.1f * j, run[c + j] = 0.5f + j, mean[j] = run[j], var[j] = run[c + j];
+  naive_bnrelu(x->data, n / c, c, gb, mean, var, NULL, want, NULL, dgb);
+  ck_assert_msg(m->be->forward[OP_BNRELU](m, op, 0, &err) == 0, "%s", err.msg);
+  expect_close(y->data, want, n, 1e-5, "y (evaluation)");
+  for (int j = 0; j < c; j++) ck_assert(run[j] == (float)mean[j] && run[c + j] == (float)var[j]);
+  free(want);
+  destroy(f);
+}
+END_TEST
+
+/* -------------------------------------------------------- gradient buffers */
+
+/* Where each tensor's gradient lives in the backward pass (op indices from
+ * its last reader down to its producer), recomputed from the graph: two
+ * tensors that share a buffer never live at once, and sharing saves most
+ * of the buffers. */
+START_TEST(gradient_buffers_shared) {
+  const rn_mode modes[] = {RN_STRIDED, RN_SPECTRAL, RN_DIFFSTRIDE};
+  for (int k = 0; k < 3; k++) {
+    rn_model m;
+    rn_rng rng;
+    rn_error err = {{0}};
+    rn_config c = {modes[k], 0.125f, {1, 1, 2, 2, 2}, 4.0f, 16, 16, 1, 4};
+    rn_rng_seed(&rng, 1);
+    ck_assert_msg(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err) == 0, "%s", err.msg);
+    int first[RN_MAX_TENSORS], last[RN_MAX_TENSORS], grads = 0;
+    for (int t = 0; t < m.ntensors; t++) first[t] = t == m.logits ? m.nops : -1, last[t] = m.nops;
+    for (int i = 0; i < m.nops; i++) {
+      first[m.ops[i].in] = i > first[m.ops[i].in] ? i : first[m.ops[i].in];
+      if (m.ops[i].kind == OP_ADD) first[m.ops[i].in2] = i > first[m.ops[i].in2] ? i : first[m.ops[i].in2];
+      last[m.ops[i].out] = i;
+    }
+    for (int a = 0; a < m.ntensors; a++) {
+      grads += m.tensors[a].needs_grad;
+      for (int b = a + 1; b < m.ntensors; b++) {
+        if (!m.tensors[a].needs_grad || !m.tensors[b].needs_grad || m.tensors[a].grad != m.tensors[b].grad) continue;
+        ck_assert_msg(first[a] < last[b] || first[b] < last[a], "tensors %d and %d share a gradient buffer alive at once", a, b);
+      }
+    }
+    ck_assert_msg(m.nslots * 4 <= grads, "%s: %d gradient buffers for %d gradients", rn_mode_name(modes[k]), m.nslots, grads);
+    rn_model_destroy(&m);
+  }
+}
+END_TEST
+
+TCase *ops_tcase(void) {
+  TCase *tc = tcase_create("cpu ops");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, conv_3x3_stride_1);
+  tcase_add_test(tc, conv_3x3_stride_2);
+  tcase_add_test(tc, conv_1x1_stride_2_added);
+  tcase_add_test(tc, conv_3x3_stride_1_added);
+  tcase_add_test(tc, bnrelu_training);
+  tcase_add_test(tc, bnrelu_training_added);
+  tcase_add_test(tc, bnrelu_evaluation);
+  tcase_add_test(tc, gradient_buffers_shared);
+  return tc;
+}
