@@ -43,7 +43,14 @@ typedef struct rn_backend {
   double (*device_mb)(rn_model *m);
   rn_op_fn forward[OP_DENSE + 1];
   rn_op_fn backward[OP_DENSE + 1];
+  /* Whose data each kind of op's backward reads (RN_READS_IN, _OUT), so
+   * that the core keeps it until then; data no backward reads is
+   * overwritten once the forward is past its last reader. OP_POOL's is the
+   * core's (pool.c): none. */
+  unsigned char backward_reads[OP_DENSE + 1];
 } rn_backend;
+
+enum { RN_READS_IN = 1, RN_READS_OUT = 2 };
 
 extern const rn_backend rn_cpu_backend;
 #ifdef RN_WITH_CUDA
@@ -51,7 +58,9 @@ extern const rn_backend rn_cuda_backend;
 #endif
 
 /* DiffStride and spectral pooling (pool.c): the same on every device, through
- * m->ds; a backend lists them in its tables. */
+ * m->ds; a backend lists them in its tables. Their backward reads no data:
+ * DiffStride's the reserve of its training forward (an error without one),
+ * spectral pooling's only dy. */
 int rn_pool_forward(rn_model *m, const rn_op *op, int train, rn_error *err);
 int rn_pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err);
 

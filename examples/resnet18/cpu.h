@@ -14,22 +14,26 @@
 #include "backend.h"
 
 /* One op's primitives. Convolutions: fwd, bwd_data (NULL where the input
- * needs no gradient), bwd_weights, and the weights in the formats of the
- * forward (w) and of the backward data (wb) where those are not ohwi, the
- * weight gradient in bwd_weights's format (dw) where that is not ohwi;
- * src_md and dst_md are nhwc, or (blocked: Winograd) the blocked formats
- * the primitives chose, whose data goes through the exec's buffers.
- * Batch norm + ReLU: fwd (training), infer (running statistics), bwd, and
- * the fused ReLU's workspace. */
+ * needs no gradient), bwd_weights; the weights in the formats of the
+ * forward (w_md) and of the backward data (wb_md), the weight gradient in
+ * bwd_weights's (dw_md): where one is not the core's ohwi, the data goes
+ * through the exec's buffers. src_md and dst_md are nhwc, or (blocked:
+ * Winograd) the blocked formats the primitives chose, whose data also goes
+ * through the exec's buffers. Batch norm + ReLU: fwd (training), infer
+ * (running statistics), bwd_data (the backward), and the fused ReLU's
+ * workspace. */
 typedef struct cpu_prims {
   rn_shape in, out; /* the shapes they were made for (n = 0: none made) */
   dnnl_primitive_desc_t fwd_pd;
   dnnl_primitive_t fwd, infer, bwd_data, bwd_weights;
   dnnl_memory_desc_t w_md, wb_md, dw_md, ws_md, src_md, dst_md;
   int blocked;
-  float *w, *wb, *dw;
   void *ws;
 } cpu_prims;
+
+/* The exec's buffers, shared by every op (an op's data in them is used
+ * only within its call), 64-byte aligned. */
+typedef enum cpu_buffer { CPU_SRC, CPU_DST, CPU_WEIGHTS, CPU_DWEIGHTS, CPU_BUFFERS } cpu_buffer;
 
 typedef struct cpu_exec {
   int threads;
@@ -37,8 +41,8 @@ typedef struct cpu_exec {
   dnnl_engine_t engine;
   dnnl_stream_t stream;
   cpu_prims prims[RN_MAX_OPS]; /* by op index */
-  void *buf[2];                /* a blocked convolution's input and output (bytes) */
-  size_t buf_cap[2];
+  void *buf[CPU_BUFFERS];
+  size_t buf_cap[CPU_BUFFERS]; /* bytes */
 } cpu_exec;
 
 /* One argument of a primitive: its oneDNN index (DNNL_ARG_*), descriptor and
@@ -60,6 +64,8 @@ dnnl_primitive_t cpu_primitive(dnnl_primitive_desc_t pd, int keep, const char *w
 /* A primitive of pd's kind from an op descriptor, or NULL with a message. */
 dnnl_primitive_desc_t cpu_pd(cpu_exec *ex, const void *op_desc, dnnl_primitive_desc_t hint, const char *what,
                              rn_error *err);
+/* The exec's buffer `which`, at least bytes; NULL with a message. */
+void *cpu_buffer_get(cpu_exec *ex, cpu_buffer which, size_t bytes, rn_error *err);
 /* Reorders src (src_md) into dst (dst_md). */
 int cpu_reorder(cpu_exec *ex, const dnnl_memory_desc_t *src_md, const void *src, const dnnl_memory_desc_t *dst_md,
                 void *dst, rn_error *err);

@@ -40,15 +40,6 @@ static dnnl_alg_kind_t algorithm(const cpu_prims *p) {
   return p->blocked ? dnnl_convolution_winograd : dnnl_convolution_direct;
 }
 
-/* A buffer for weights in md's format, NULL (none needed) when md is the
- * plain format; *fail set when out of memory. */
-static float *format_buffer(const dnnl_memory_desc_t *md, const dnnl_memory_desc_t *plain, int *fail) {
-  if (dnnl_memory_desc_equal(md, plain)) return NULL;
-  float *b = cpu_aligned(dnnl_memory_desc_get_size(md));
-  *fail |= !b;
-  return b;
-}
-
 /* The forward primitive descriptor: Winograd on blocked data where oneDNN
  * offers it for a 3x3 stride-1 convolution, else direct on nhwc. */
 static dnnl_primitive_desc_t forward_pd(cpu_exec *ex, const rn_op *op, const conv_desc *d, cpu_prims *p,
@@ -76,9 +67,6 @@ static dnnl_primitive_desc_t forward_pd(cpu_exec *ex, const rn_op *op, const con
 static int make_forward(cpu_exec *ex, const rn_op *op, const conv_desc *d, cpu_prims *p, rn_error *err) {
   if (!(p->fwd_pd = forward_pd(ex, op, d, p, err))) return -1;
   p->w_md = *dnnl_primitive_desc_query_md(p->fwd_pd, dnnl_query_weights_md, 0);
-  int fail = 0;
-  p->w = format_buffer(&p->w_md, &d->w_plain, &fail);
-  if (fail) return rn_fail(err, "out of memory for a convolution's weights");
   return (p->fwd = cpu_primitive(p->fwd_pd, 1, "convolution forward", err)) ? 0 : -1;
 }
 
@@ -91,45 +79,35 @@ static int make_backward(cpu_exec *ex, const conv_desc *d, int data, cpu_prims *
   dnnl_primitive_desc_t pd = cpu_pd(ex, &cd, p->fwd_pd, "convolution backward weights", err);
   if (!pd) return -1;
   p->dw_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
-  int fail = 0;
-  p->dw = format_buffer(&p->dw_md, &d->w_plain, &fail);
-  if (fail || !(p->bwd_weights = cpu_primitive(pd, 0, "convolution backward weights", err)))
-    return fail ? rn_fail(err, "out of memory for a convolution's weight gradient") : -1;
+  if (!(p->bwd_weights = cpu_primitive(pd, 0, "convolution backward weights", err))) return -1;
   if (!data) return 0;
   dnnl_convolution_backward_data_desc_init(&cd, algorithm(p), &p->src_md, &d->w_any, &p->dst_md, d->strides,
                                            d->pad_l, d->pad_r);
   if (!(pd = cpu_pd(ex, &cd, p->fwd_pd, "convolution backward data", err))) return -1;
   p->wb_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-  p->wb = format_buffer(&p->wb_md, &d->w_plain, &fail);
-  if (fail) return dnnl_primitive_desc_destroy(pd), rn_fail(err, "out of memory for a convolution's weights");
   return (p->bwd_data = cpu_primitive(pd, 0, "convolution backward data", err)) ? 0 : -1;
 }
 
-/* The weights in md's format: the core's array, or buf after a reorder. */
-static const float *weights_as(cpu_exec *ex, const conv_desc *d, const dnnl_memory_desc_t *md, float *buf,
-                               const float *plain, rn_error *err) {
-  if (!buf) return plain;
-  return cpu_reorder(ex, &d->w_plain, plain, md, buf, err) ? NULL : buf;
-}
-
-/* The exec's buffer `which`, at least md's size; NULL with a message. */
-static void *staging(cpu_exec *ex, int which, const dnnl_memory_desc_t *md, rn_error *err) {
-  size_t bytes = dnnl_memory_desc_get_size(md);
-  if (bytes <= ex->buf_cap[which]) return ex->buf[which];
-  free(ex->buf[which]);
-  ex->buf[which] = cpu_aligned(bytes);
-  ex->buf_cap[which] = ex->buf[which] ? bytes : 0;
-  if (!ex->buf[which]) rn_fail(err, "out of memory for %zu bytes of a blocked convolution's data", bytes);
-  return ex->buf[which];
-}
-
-/* An nhwc tensor (plain) as the primitive reads it (md): itself, or its
- * copy in buffer `which`. */
-static const void *staged(cpu_exec *ex, const dnnl_memory_desc_t *plain, const float *data,
-                          const dnnl_memory_desc_t *md, int which, rn_error *err) {
+/* Data in the core's plain format (plain) as a primitive reads it (md):
+ * itself, or its copy in the exec's buffer `which`. */
+static const void *staged(cpu_exec *ex, const dnnl_memory_desc_t *plain, const void *data,
+                          const dnnl_memory_desc_t *md, cpu_buffer which, rn_error *err) {
   if (dnnl_memory_desc_equal(plain, md)) return data;
-  void *b = staging(ex, which, md, err);
+  void *b = cpu_buffer_get(ex, which, dnnl_memory_desc_get_size(md), err);
   return b && !cpu_reorder(ex, plain, data, md, b, err) ? b : NULL;
+}
+
+/* Where a primitive writes what ends in the plain array out: out itself, or
+ * the exec's buffer `which` (then copied with unstage). */
+static void *stage_out(cpu_exec *ex, const dnnl_memory_desc_t *plain, void *out, const dnnl_memory_desc_t *md,
+                       cpu_buffer which, rn_error *err) {
+  if (dnnl_memory_desc_equal(plain, md)) return out;
+  return cpu_buffer_get(ex, which, dnnl_memory_desc_get_size(md), err);
+}
+
+static int unstage(cpu_exec *ex, const dnnl_memory_desc_t *plain, void *out, const dnnl_memory_desc_t *md,
+                   const void *staged_out, rn_error *err) {
+  return staged_out == out ? 0 : cpu_reorder(ex, md, staged_out, plain, out, err);
 }
 
 int cpu_conv_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
@@ -139,31 +117,31 @@ int cpu_conv_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   conv_desc d = describe(m, op);
   if (!p->fwd && make_forward(ex, op, &d, p, err)) return cpu_prims_free(p), -1;
   float *y = m->tensors[op->out].data;
-  const void *x = staged(ex, &d.src, m->tensors[op->in].data, &p->src_md, 0, err);
-  const float *w = x ? weights_as(ex, &d, &p->w_md, p->w, m->params + op->param, err) : NULL;
-  void *out = p->blocked ? staging(ex, 1, &p->dst_md, err) : y;
-  if (!w || !out) return -1;
+  const void *x = staged(ex, &d.src, m->tensors[op->in].data, &p->src_md, CPU_SRC, err);
+  const void *w = x ? staged(ex, &d.w_plain, m->params + op->param, &p->w_md, CPU_WEIGHTS, err) : NULL;
+  void *out = w ? stage_out(ex, &d.dst, y, &p->dst_md, CPU_DST, err) : NULL;
+  if (!out) return -1;
   cpu_arg args[] = {{DNNL_ARG_SRC, &p->src_md, x}, {DNNL_ARG_WEIGHTS, &p->w_md, w}, {DNNL_ARG_DST, &p->dst_md, out}};
   if (cpu_execute(ex, p->fwd, 3, args, "convolution forward", err)) return -1;
-  return p->blocked ? cpu_reorder(ex, &p->dst_md, out, &d.dst, y, err) : 0;
+  return unstage(ex, &d.dst, y, &p->dst_md, out, err);
 }
 
 /* dx (written or added, as op->acc_in says) by the backward-data primitive
- * from dy (as it reads it), through buffer 0 when blocked. */
+ * from dy (as it reads it), through the source buffer when blocked. */
 static int input_gradient(rn_model *m, const rn_op *op, const conv_desc *d, cpu_prims *p, const void *dy,
                           rn_error *err) {
   cpu_exec *ex = m->exec;
   rn_tensor *x = &m->tensors[op->in];
   size_t count = (size_t)d->src.dims[0] * d->src.dims[1] * d->src.dims[2] * d->src.dims[3];
   float *dx = cpu_grad_target(m, x, op->acc_in, count);
-  void *out = p->blocked ? staging(ex, 0, &p->src_md, err) : dx;
-  const float *w = out ? weights_as(ex, d, &p->wb_md, p->wb, m->params + op->param, err) : NULL;
   if (!dx) return rn_fail(err, "out of memory for a convolution's input gradient");
+  void *out = stage_out(ex, &d->src, dx, &p->src_md, CPU_SRC, err);
+  const void *w = out ? staged(ex, &d->w_plain, m->params + op->param, &p->wb_md, CPU_WEIGHTS, err) : NULL;
   if (!w) return -1;
   cpu_arg args[] = {{DNNL_ARG_DIFF_DST, &p->dst_md, dy}, {DNNL_ARG_WEIGHTS, &p->wb_md, w},
                     {DNNL_ARG_DIFF_SRC, &p->src_md, out}};
   if (cpu_execute(ex, p->bwd_data, 3, args, "convolution backward data", err) ||
-      (p->blocked && cpu_reorder(ex, &p->src_md, out, &d->src, dx, err)))
+      unstage(ex, &d->src, dx, &p->src_md, out, err))
     return -1;
   cpu_accumulate_scratch(m, x, op->acc_in, count);
   return 0;
@@ -180,13 +158,14 @@ int cpu_conv_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
       (!p->bwd_weights && make_backward(ex, &d, x->needs_grad, p, err)))
     return cpu_prims_free(p), -1;
   float *dw = m->grads + op->param;
-  const void *xs = staged(ex, &d.src, x->data, &p->src_md, 0, err);
-  const void *dy = xs ? staged(ex, &d.dst, m->tensors[op->out].grad, &p->dst_md, 1, err) : NULL;
-  if (!dy) return -1;
+  const void *xs = staged(ex, &d.src, x->data, &p->src_md, CPU_SRC, err);
+  const void *dy = xs ? staged(ex, &d.dst, m->tensors[op->out].grad, &p->dst_md, CPU_DST, err) : NULL;
+  void *dws = dy ? stage_out(ex, &d.w_plain, dw, &p->dw_md, CPU_DWEIGHTS, err) : NULL;
+  if (!dws) return -1;
   cpu_arg args[] = {{DNNL_ARG_SRC, &p->src_md, xs}, {DNNL_ARG_DIFF_DST, &p->dst_md, dy},
-                    {DNNL_ARG_DIFF_WEIGHTS, &p->dw_md, p->dw ? p->dw : dw}};
+                    {DNNL_ARG_DIFF_WEIGHTS, &p->dw_md, dws}};
   if (cpu_execute(ex, p->bwd_weights, 3, args, "convolution backward weights", err) ||
-      (p->dw && cpu_reorder(ex, &p->dw_md, p->dw, &d.w_plain, dw, err)))
+      unstage(ex, &d.w_plain, dw, &p->dw_md, dws, err))
     return -1;
   return x->needs_grad ? input_gradient(m, op, &d, p, dy, err) : 0;
 }

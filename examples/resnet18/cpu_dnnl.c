@@ -73,8 +73,17 @@ void cpu_prims_free(cpu_prims *p) {
   dnnl_primitive_desc_destroy(p->fwd_pd);
   dnnl_primitive_t prims[] = {p->fwd, p->infer, p->bwd_data, p->bwd_weights};
   for (size_t i = 0; i < sizeof prims / sizeof *prims; i++) dnnl_primitive_destroy(prims[i]);
-  free(p->w), free(p->wb), free(p->dw), free(p->ws);
+  free(p->ws);
   memset(p, 0, sizeof *p);
+}
+
+void *cpu_buffer_get(cpu_exec *ex, cpu_buffer which, size_t bytes, rn_error *err) {
+  if (bytes <= ex->buf_cap[which]) return ex->buf[which];
+  free(ex->buf[which]);
+  ex->buf[which] = cpu_aligned(bytes);
+  ex->buf_cap[which] = ex->buf[which] ? bytes : 0;
+  if (!ex->buf[which]) rn_fail(err, "out of memory for %zu bytes of a convolution's reordered data", bytes);
+  return ex->buf[which];
 }
 
 static int same_shape(rn_shape a, rn_shape b) { return a.n == b.n && a.h == b.h && a.w == b.w && a.c == b.c; }

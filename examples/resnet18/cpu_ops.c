@@ -28,7 +28,8 @@ static void cpu_fini(rn_model *m) {
   for (int i = 0; i < RN_MAX_OPS; i++) cpu_prims_free(&ex->prims[i]);
   if (ex->stream) dnnl_stream_destroy(ex->stream);
   if (ex->engine) dnnl_engine_destroy(ex->engine);
-  free(ex->buf[0]), free(ex->buf[1]), free(ex);
+  for (int i = 0; i < CPU_BUFFERS; i++) free(ex->buf[i]);
+  free(ex);
   ds_context_destroy(m->ds);
   m->exec = NULL, m->ds = NULL;
 }
@@ -211,4 +212,5 @@ const rn_backend rn_cpu_backend = {
     cpu_device_mb,
     {cpu_conv_forward, cpu_bnrelu_forward, rn_pool_forward, add_forward, gap_forward, dense_forward},
     {cpu_conv_backward, cpu_bnrelu_backward, rn_pool_backward, add_backward, gap_backward, dense_backward},
+    {RN_READS_IN, RN_READS_IN, 0, 0, 0, RN_READS_IN},
 };

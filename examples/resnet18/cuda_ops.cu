@@ -706,4 +706,5 @@ extern "C" const rn_backend rn_cuda_backend = {
     cuda_device_mb,
     {conv_forward, bnrelu_forward, rn_pool_forward, add_forward, gap_forward, dense_forward},
     {conv_backward, bnrelu_backward, rn_pool_backward, add_backward, gap_backward, dense_backward},
+    {RN_READS_IN, RN_READS_IN | RN_READS_OUT, 0, 0, 0, RN_READS_IN}, /* the ReLU's gradient reads y */
 };

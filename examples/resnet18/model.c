@@ -134,30 +134,56 @@ static void mark_accumulation(rn_model *m) {
   }
 }
 
-/* Gradient buffers by liveness in the backward pass (ops run from the last
- * to the first): tensor t's gradient is written first by the backward of
- * its last reader (born; the logits' by the loss, before any) and read
- * last by its producer's (dies). A buffer is reused by a tensor born after
- * (at a lower op index than) the death of the buffer's last tenant. */
-static void assign_slots(rn_model *m) {
-  int born[RN_MAX_TENSORS], dies[RN_MAX_TENSORS], free_at[RN_MAX_TENSORS];
-  for (int t = 0; t < m->ntensors; t++) born[t] = m->nops, dies[t] = -1;
-  for (int i = 0; i < m->nops; i++) {
+/* The passes as one timeline: op i's forward at time i, the loss at nops,
+ * op i's backward at 2 nops - i. A tensor's data lives from its producer's
+ * forward (the input's from before the first op) to its last use: a
+ * forward that reads it, the loss (the logits), or a backward that reads it
+ * (the backend's backward_reads). Its gradient lives from the backward of
+ * its last reader (the logits': the loss) to that of its producer. */
+static void lifetimes(const rn_model *m, int *born, int *dies, int *gborn, int *gdies) {
+  const int n = m->nops;
+  for (int t = 0; t < m->ntensors; t++) born[t] = dies[t] = -1, gborn[t] = 2 * n + 1, gdies[t] = 2 * n;
+  dies[m->logits] = gborn[m->logits] = n;
+  for (int i = 0; i < n; i++) {
     const rn_op *op = &m->ops[i];
-    dies[op->out] = i;
-    born[op->in] = i;
-    if (op->kind == OP_ADD) born[op->in2] = i;
-  }
-  m->nslots = 0;
-  for (int i = m->nops; i >= 0; i--) /* tensors in the order of their birth */
-    for (int t = 0; t < m->ntensors; t++) {
-      if (born[t] != i || !m->tensors[t].needs_grad) continue;
-      int s = 0;
-      while (s < m->nslots && free_at[s] <= i) s++;
-      if (s == m->nslots) m->nslots++;
-      free_at[s] = dies[t];
-      m->tensors[t].slot = s;
+    unsigned reads = m->be->backward_reads[op->kind];
+    int ins[2] = {op->in, op->kind == OP_ADD ? op->in2 : op->in};
+    born[op->out] = i;
+    gdies[op->out] = 2 * n - i;
+    if (reads & RN_READS_OUT) dies[op->out] = 2 * n - i;
+    for (int k = 0; k < 2; k++) {
+      int t = ins[k], last = reads & RN_READS_IN ? 2 * n - i : i;
+      dies[t] = last > dies[t] ? last : dies[t];
+      gborn[t] = 2 * n - i < gborn[t] ? 2 * n - i : gborn[t];
     }
+  }
+}
+
+/* Buffers for the lives [born, dies] of the tensors t with use[t]: in the
+ * order of birth, a tensor takes the first buffer whose last tenant died
+ * before it was born. Returns the number of buffers. */
+static int share(const rn_model *m, const int *use, const int *born, const int *dies, int *slot) {
+  int count = 0, free_after[RN_MAX_TENSORS];
+  for (int time = -1; time <= 2 * m->nops; time++)
+    for (int t = 0; t < m->ntensors; t++) {
+      if (!use[t] || born[t] != time) continue;
+      int s = 0;
+      while (s < count && free_after[s] >= time) s++;
+      count += s == count;
+      free_after[s] = dies[t];
+      slot[t] = s;
+    }
+  return count;
+}
+
+static void assign_buffers(rn_model *m) {
+  int born[RN_MAX_TENSORS], dies[RN_MAX_TENSORS], gborn[RN_MAX_TENSORS], gdies[RN_MAX_TENSORS];
+  int all[RN_MAX_TENSORS], grads[RN_MAX_TENSORS], dslot[RN_MAX_TENSORS], gslot[RN_MAX_TENSORS];
+  lifetimes(m, born, dies, gborn, gdies);
+  for (int t = 0; t < m->ntensors; t++) all[t] = 1, grads[t] = m->tensors[t].needs_grad;
+  m->data_bufs.count = share(m, all, born, dies, dslot);
+  m->grad_bufs.count = share(m, grads, gborn, gdies, gslot);
+  for (int t = 0; t < m->ntensors; t++) m->tensors[t].data_slot = dslot[t], m->tensors[t].grad_slot = gslot[t];
 }
 
 static void build(rn_model *m) {
@@ -177,7 +203,7 @@ static void build(rn_model *m) {
   rn_op gap = {.kind = OP_GAP, .in = bnrelu(m, t)};
   m->logits = dense(m, push(m, gap, m->tensors[t].shape.c), c->classes);
   mark_accumulation(m);
-  assign_slots(m);
+  assign_buffers(m);
 }
 
 /* ------------------------------------------------------- config, params */
@@ -285,8 +311,8 @@ int rn_model_create(rn_model *m, const rn_config *cfg, const rn_backend *be, int
 void rn_model_destroy(rn_model *m) {
   if (!m->be) return;
   if (m->exec) m->be->fini(m);
-  for (int i = 0; i < m->ntensors; i++) m->be->release(m->tensors[i].data);
-  for (int i = 0; i < m->nslots; i++) m->be->release(m->slot[i]);
+  for (int i = 0; i < m->data_bufs.count; i++) m->be->release(m->data_bufs.buf[i]);
+  for (int i = 0; i < m->grad_bufs.count; i++) m->be->release(m->grad_bufs.buf[i]);
   for (int i = 0; i < m->nops; i++) m->be->release(m->reserve[i]);
   float *arrays[] = {m->params, m->grads, m->mom, m->state, m->stats, m->scratch};
   for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++) m->be->release(arrays[i]);
@@ -326,38 +352,39 @@ static rn_shape op_shape(const rn_model *m, const rn_op *op, rn_shape in) {
 
 static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
 
-/* Grows t's data to its shape. A tensor stays below 2^31 elements: the
- * backends and GEMMs count rows and elements in int. */
-static int ensure(rn_model *m, rn_tensor *t, rn_error *err) {
-  const rn_shape *s = &t->shape;
-  size_t need = numel(s); /* < 2^48 within rn.h's limits */
-  if (need > INT_MAX)
-    return rn_fail(err, "a %dx%dx%dx%d tensor has %zu elements, more than 2^31 - 1: use a smaller --batch",
-                   s->n, s->h, s->w, s->c, need);
-  if (need <= t->cap) return 0;
-  m->be->release(t->data);
-  t->data = m->be->alloc(need);
-  t->cap = t->data ? need : 0;
-  if (!t->data)
-    return rn_fail(err, "out of memory allocating %zu bytes for a %dx%dx%dx%d tensor", need * sizeof(float), s->n,
-                   s->h, s->w, s->c);
-  return 0;
+/* A tensor stays below 2^31 elements: the backends and GEMMs count rows
+ * and elements in int. */
+static int check_size(const rn_shape *s, rn_error *err) {
+  size_t count = numel(s); /* < 2^48 within rn.h's limits */
+  if (count <= INT_MAX) return 0;
+  return rn_fail(err, "a %dx%dx%dx%d tensor has %zu elements, more than 2^31 - 1: use a smaller --batch", s->n,
+                 s->h, s->w, s->c, count);
 }
 
-/* Each gradient buffer grown to its largest tenant, then handed out. */
-static int ensure_slots(rn_model *m, rn_error *err) {
+/* The data (grad = 0) or gradient buffers grown to their largest tenant,
+ * then handed to the tensors. */
+static int grow_buffers(rn_model *m, int grad, rn_error *err) {
+  rn_buffers *b = grad ? &m->grad_bufs : &m->data_bufs;
   size_t need[RN_MAX_TENSORS] = {0};
-  for (int t = 0; t < m->ntensors; t++)
-    if (m->tensors[t].needs_grad && numel(&m->tensors[t].shape) > need[m->tensors[t].slot])
-      need[m->tensors[t].slot] = numel(&m->tensors[t].shape);
-  for (int s = 0; s < m->nslots; s++) {
-    if (need[s] <= m->slot_cap[s]) continue;
-    m->be->release(m->slot[s]);
-    m->slot[s] = m->be->alloc(need[s]);
-    m->slot_cap[s] = m->slot[s] ? need[s] : 0;
-    if (!m->slot[s]) return rn_fail(err, "out of memory allocating %zu bytes for a gradient", need[s] * sizeof(float));
+  for (int t = 0; t < m->ntensors; t++) {
+    const rn_tensor *x = &m->tensors[t];
+    int s = grad ? x->grad_slot : x->data_slot;
+    if ((!grad || x->needs_grad) && numel(&x->shape) > need[s]) need[s] = numel(&x->shape);
   }
-  for (int t = 0; t < m->ntensors; t++) m->tensors[t].grad = m->tensors[t].needs_grad ? m->slot[m->tensors[t].slot] : NULL;
+  for (int s = 0; s < b->count; s++) {
+    if (need[s] <= b->cap[s]) continue;
+    m->be->release(b->buf[s]);
+    b->buf[s] = m->be->alloc(need[s]);
+    b->cap[s] = b->buf[s] ? need[s] : 0;
+    if (!b->buf[s])
+      return rn_fail(err, "out of memory allocating %zu bytes for %s", need[s] * sizeof(float),
+                     grad ? "gradients" : "activations");
+  }
+  for (int t = 0; t < m->ntensors; t++) {
+    rn_tensor *x = &m->tensors[t];
+    if (grad) x->grad = x->needs_grad ? b->buf[x->grad_slot] : NULL;
+    else x->data = b->buf[x->data_slot];
+  }
   return 0;
 }
 
@@ -372,7 +399,7 @@ float *rn_model_scratch(rn_model *m, size_t count) {
 int rn_model_shapes(rn_model *m, int n, rn_error *err) {
   rn_tensor *x = &m->tensors[0];
   x->shape = (rn_shape){n, m->cfg.in_h, m->cfg.in_w, m->cfg.in_c};
-  if (ensure(m, x, err)) return -1;
+  if (check_size(&x->shape, err)) return -1;
   for (int i = 0; i < m->nops; i++) {
     const rn_op *op = &m->ops[i];
     rn_shape in = m->tensors[op->in].shape, out;
@@ -382,9 +409,9 @@ int rn_model_shapes(rn_model *m, int n, rn_error *err) {
       out = op_shape(m, op, in);
     }
     m->tensors[op->out].shape = out;
-    if (ensure(m, &m->tensors[op->out], err)) return -1;
+    if (check_size(&out, err)) return -1;
   }
-  return ensure_slots(m, err);
+  return grow_buffers(m, 0, err) || grow_buffers(m, 1, err) ? -1 : 0;
 }
 
 /* ------------------------------------------------------------- passes */

@@ -51,17 +51,15 @@ int rn_pool_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
 }
 
 /* The library's backward: DiffStride from the reserve its training forward
- * filled (or from x when none was), or spectral pooling. */
+ * filled, or spectral pooling (neither reads x, whose buffer may hold
+ * another tensor by now). */
 static ds_status pool_backward_call(rn_model *m, const rn_op *op, const rn_shape *s, float *dx, float ds[2]) {
-  const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
+  const rn_tensor *y = &m->tensors[op->out];
   const rn_pool *p = &m->pools[op->pool];
   int i = (int)(op - m->ops);
   if (m->cfg.mode != RN_DIFFSTRIDE)
     return ds_spectral_pool_backward(m->ds, DS_LAYOUT_NHWC, s->n, s->c, s->h, s->w, p->stride, y->shape.h,
                                      y->shape.w, y->grad, dx);
-  if (!m->reserve_filled[i])
-    return ds_diffstride_backward(m->ds, &m->desc, s->n, s->c, s->h, s->w, p->stride, x->data, y->shape.h,
-                                  y->shape.w, y->grad, dx, ds);
   return ds_diffstride_backward_reserved(m->ds, &m->desc, s->n, s->c, s->h, s->w, p->stride, m->reserve[i],
                                          m->reserve_cap[i], y->shape.h, y->shape.w, y->grad, dx, ds);
 }
@@ -73,6 +71,8 @@ int rn_pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   rn_tensor *x = &m->tensors[op->in];
   rn_pool *p = &m->pools[op->pool];
   rn_shape s = x->shape;
+  if (m->cfg.mode == RN_DIFFSTRIDE && !m->reserve_filled[op - m->ops])
+    return rn_fail(err, "pooling layer %d backward: its last forward was not a training one", op->pool);
   float *dx = op->acc_in ? rn_model_scratch(m, numel(&s)) : x->grad, ds[2] = {0.0f, 0.0f};
   if (!dx) return rn_fail(err, "out of memory for a pooling layer's gradient");
   m->be->library_mark(m, 0);

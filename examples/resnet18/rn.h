@@ -155,16 +155,17 @@ typedef struct rn_op {
                            (1/std on CUDA, the variance on the CPU), in model->stats */
 } rn_op;
 
-/* grad is one of the model's gradient buffers (slot), shared with the
- * gradients of other tensors whose lives in the backward pass do not meet:
- * a gradient lives from the backward of the tensor's last reader to that
- * of its producer. */
+/* data and grad are buffers of the model (rn_buffers), each shared with
+ * the tensors whose lives do not meet it: data lives from the producer's
+ * forward to its last reader, forward or backward; a gradient from the
+ * backward of the tensor's last reader to that of its producer (model.c,
+ * lifetimes). */
 typedef struct rn_tensor {
   rn_shape shape;
   float *data, *grad; /* on the backend's device */
-  size_t cap;         /* floats allocated for data */
-  int needs_grad, slot;
+  int needs_grad, data_slot, grad_slot;
 } rn_tensor;
+
 
 /* One downsampling layer's learned (DiffStride) or fixed (spectral) strides.
  * grad is dL/dstrides summed over its uses (main branch and shortcut). */
@@ -183,6 +184,13 @@ struct rn_backend;
 
 enum { RN_MAX_OPS = 96, RN_MAX_TENSORS = 96, RN_MAX_RANGES = 96 };
 
+/* Buffers on the backend's device shared by tensors (rn_tensor). */
+typedef struct rn_buffers {
+  int count;
+  float *buf[RN_MAX_TENSORS];
+  size_t cap[RN_MAX_TENSORS]; /* floats */
+} rn_buffers;
+
 typedef struct rn_model {
   rn_config cfg;
   const struct rn_backend *be;
@@ -199,9 +207,7 @@ typedef struct rn_model {
   ds_context *ds;              /* the backend's libdiffstride context */
   float *scratch;              /* an op's dx when it is added, not written (rn_model_scratch) */
   size_t scratch_cap;
-  int nslots;                  /* gradient buffers (rn_tensor.slot) */
-  float *slot[RN_MAX_TENSORS];
-  size_t slot_cap[RN_MAX_TENSORS];
+  rn_buffers data_bufs, grad_bufs; /* rn_tensor.data_slot, grad_slot */
   /* By op index, the DiffStride layers' reserves (bytes) for
    * ds_diffstride_backward_reserved; filled when the op's last forward
    * was a training one. */

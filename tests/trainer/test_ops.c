@@ -3,8 +3,8 @@
  * odd sizes) forward, input and weight gradients; batch norm + ReLU with
  * batch statistics (training, running averages) and running statistics
  * (evaluation), and its gradients; input gradients written and added to.
- * Also the sharing of gradient buffers: no two gradients alive at once
- * share one. */
+ * Also the sharing of buffers: no two tensors' data, nor two gradients,
+ * alive at once share one. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -222,13 +222,34 @@ START_TEST(bnrelu_evaluation) {
 }
 END_TEST
 
-/* -------------------------------------------------------- gradient buffers */
+/* -------------------------------------------------------- shared buffers */
 
-/* Where each tensor's gradient lives in the backward pass (op indices from
- * its last reader down to its producer), recomputed from the graph: two
- * tensors that share a buffer never live at once, and sharing saves most
- * of the buffers. */
-START_TEST(gradient_buffers_shared) {
+/* Lives recomputed from the graph, as docs/trainer.md states them: op i's
+ * forward at time i, the loss at nops, op i's backward at 2 nops - i; data
+ * from its producer to its last reader (forward, loss, or a backward that
+ * reads it), a gradient from its last reader's backward to its producer's. */
+static void lives(const rn_model *m, int *from, int *to, int *gfrom, int *gto) {
+  const int n = m->nops;
+  for (int t = 0; t < m->ntensors; t++) from[t] = to[t] = -1, gfrom[t] = 2 * n + 1, gto[t] = 2 * n;
+  to[m->logits] = gfrom[m->logits] = n;
+  for (int i = 0; i < n; i++) {
+    const rn_op *op = &m->ops[i];
+    int reads = m->be->backward_reads[op->kind];
+    from[op->out] = i, gto[op->out] = 2 * n - i;
+    if (reads & RN_READS_OUT) to[op->out] = 2 * n - i;
+    const int ins[2] = {op->in, op->kind == OP_ADD ? op->in2 : op->in};
+    for (int k = 0; k < 2; k++) {
+      to[ins[k]] = (int)fmax(to[ins[k]], reads & RN_READS_IN ? 2 * n - i : i);
+      gfrom[ins[k]] = (int)fmin(gfrom[ins[k]], 2 * n - i);
+    }
+  }
+}
+
+/* Two tensors on one buffer never live at once, and sharing saves buffers:
+ * gradients, 3 buffers for the whole network; data, in the pooling modes,
+ * fewer buffers than tensors (a pooling layer's input is dropped after its
+ * forward). */
+START_TEST(buffers_shared) {
   const rn_mode modes[] = {RN_STRIDED, RN_SPECTRAL, RN_DIFFSTRIDE};
   for (int k = 0; k < 3; k++) {
     rn_model m;
@@ -237,21 +258,19 @@ START_TEST(gradient_buffers_shared) {
     rn_config c = {modes[k], 0.125f, {1, 1, 2, 2, 2}, 4.0f, 16, 16, 1, 4};
     rn_rng_seed(&rng, 1);
     ck_assert_msg(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err) == 0, "%s", err.msg);
-    int first[RN_MAX_TENSORS], last[RN_MAX_TENSORS], grads = 0;
-    for (int t = 0; t < m.ntensors; t++) first[t] = t == m.logits ? m.nops : -1, last[t] = m.nops;
-    for (int i = 0; i < m.nops; i++) {
-      first[m.ops[i].in] = i > first[m.ops[i].in] ? i : first[m.ops[i].in];
-      if (m.ops[i].kind == OP_ADD) first[m.ops[i].in2] = i > first[m.ops[i].in2] ? i : first[m.ops[i].in2];
-      last[m.ops[i].out] = i;
-    }
-    for (int a = 0; a < m.ntensors; a++) {
-      grads += m.tensors[a].needs_grad;
+    int from[RN_MAX_TENSORS], to[RN_MAX_TENSORS], gfrom[RN_MAX_TENSORS], gto[RN_MAX_TENSORS];
+    lives(&m, from, to, gfrom, gto);
+    for (int a = 0; a < m.ntensors; a++)
       for (int b = a + 1; b < m.ntensors; b++) {
-        if (!m.tensors[a].needs_grad || !m.tensors[b].needs_grad || m.tensors[a].grad != m.tensors[b].grad) continue;
-        ck_assert_msg(first[a] < last[b] || first[b] < last[a], "tensors %d and %d share a gradient buffer alive at once", a, b);
+        const rn_tensor *x = &m.tensors[a], *y = &m.tensors[b];
+        ck_assert_msg(x->data != y->data || to[a] < from[b] || to[b] < from[a], "data of %d and %d meet", a, b);
+        ck_assert_msg(!x->needs_grad || !y->needs_grad || x->grad != y->grad || gto[a] < gfrom[b] ||
+                          gto[b] < gfrom[a],
+                      "gradients of %d and %d meet", a, b);
       }
-    }
-    ck_assert_msg(m.nslots * 4 <= grads, "%s: %d gradient buffers for %d gradients", rn_mode_name(modes[k]), m.nslots, grads);
+    ck_assert_msg(m.grad_bufs.count == 3, "%s: %d gradient buffers", rn_mode_name(modes[k]), m.grad_bufs.count);
+    ck_assert_msg(modes[k] == RN_STRIDED || m.data_bufs.count < m.ntensors, "%s: %d data buffers for %d tensors",
+                  rn_mode_name(modes[k]), m.data_bufs.count, m.ntensors);
     rn_model_destroy(&m);
   }
 }
@@ -267,6 +286,6 @@ TCase *ops_tcase(void) {
   tcase_add_test(tc, bnrelu_training);
   tcase_add_test(tc, bnrelu_training_added);
   tcase_add_test(tc, bnrelu_evaluation);
-  tcase_add_test(tc, gradient_buffers_shared);
+  tcase_add_test(tc, buffers_shared);
   return tc;
 }
