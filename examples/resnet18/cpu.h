@@ -66,9 +66,9 @@ dnnl_primitive_desc_t cpu_pd(cpu_exec *ex, const void *op_desc, dnnl_primitive_d
                              rn_error *err);
 /* The exec's buffer `which`, at least bytes; NULL with a message. */
 void *cpu_buffer_get(cpu_exec *ex, cpu_buffer which, size_t bytes, rn_error *err);
-/* Reorders src (src_md) into dst (dst_md). */
+/* Reorders src (src_md) into dst (dst_md), or adds it there (add). */
 int cpu_reorder(cpu_exec *ex, const dnnl_memory_desc_t *src_md, const void *src, const dnnl_memory_desc_t *dst_md,
-                void *dst, rn_error *err);
+                void *dst, int add, rn_error *err);
 /* An (n, c, h, w) descriptor in the format tag (nhwc for activations). */
 dnnl_memory_desc_t cpu_md(int n, int c, int h, int w, dnnl_format_tag_t tag);
 /* The op's primitives for its tensors' current shapes: those made before,
@@ -76,12 +76,6 @@ dnnl_memory_desc_t cpu_md(int n, int c, int h, int w, dnnl_format_tag_t tag);
  * and frees them all (cpu_prims_free) when making one fails. */
 cpu_prims *cpu_prims_for(cpu_exec *ex, const rn_model *m, const rn_op *op);
 void cpu_prims_free(cpu_prims *p);
-/* The buffer an op writes an input gradient of count floats to: the
- * tensor's own, or, when the gradient is added to (acc), the model's
- * scratch, to be added with cpu_accumulate_scratch. NULL when out of memory. */
-float *cpu_grad_target(rn_model *m, rn_tensor *t, int acc, size_t count);
-void cpu_accumulate_scratch(rn_model *m, rn_tensor *t, int acc, size_t count);
-
 int cpu_conv_forward(rn_model *m, const rn_op *op, int train, rn_error *err);
 int cpu_conv_backward(rn_model *m, const rn_op *op, int train, rn_error *err);
 int cpu_bnrelu_forward(rn_model *m, const rn_op *op, int train, rn_error *err);

@@ -76,7 +76,8 @@ int cpu_bnrelu_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
 }
 
 /* dx from dy through the ReLU's mask and the batch statistics; dgamma and
- * dbeta into m->grads at op->param. */
+ * dbeta into m->grads at op->param. An added dx goes first over dy (in
+ * place: dy dies here), then a reorder adds it to x's gradient. */
 int cpu_bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   (void)train;
   cpu_exec *ex = m->exec;
@@ -88,17 +89,14 @@ int cpu_bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *err) 
   cpu_prims *p = cpu_prims_for(ex, m, op);
   if (!p->fwd || (!p->bwd_data && make_backward(ex, &md, p, err)))
     return p->fwd ? (cpu_prims_free(p), -1) : rn_fail(err, "batch norm backward before its training forward");
-  size_t count = (size_t)x->shape.n * x->shape.h * x->shape.w * c;
-  float *dx = cpu_grad_target(m, x, op->acc_in, count), *grad = m->grads + op->param;
-  if (!dx) return rn_fail(err, "out of memory for a batch norm's input gradient");
+  float *dy = m->tensors[op->out].grad, *dx = op->acc_in ? dy : x->grad, *grad = m->grads + op->param;
   const float *st = m->stats + op->stats;
   cpu_arg args[] = {{DNNL_ARG_SRC, &md, x->data},        {DNNL_ARG_MEAN, &cmd, st},
-                    {DNNL_ARG_VARIANCE, &cmd, st + c},   {DNNL_ARG_DIFF_DST, &md, m->tensors[op->out].grad},
+                    {DNNL_ARG_VARIANCE, &cmd, st + c},   {DNNL_ARG_DIFF_DST, &md, dy},
                     {DNNL_ARG_SCALE, &cmd, m->params + op->param}, {DNNL_ARG_SHIFT, &cmd, m->params + op->param + c},
                     {DNNL_ARG_WORKSPACE, &p->ws_md, p->ws},
                     {DNNL_ARG_DIFF_SRC, &md, dx},        {DNNL_ARG_DIFF_SCALE, &cmd, grad},
                     {DNNL_ARG_DIFF_SHIFT, &cmd, grad + c}};
   if (cpu_execute(ex, p->bwd_data, 10, args, "batch norm backward", err)) return -1;
-  cpu_accumulate_scratch(m, x, op->acc_in, count);
-  return 0;
+  return op->acc_in ? cpu_reorder(ex, &md, dx, &md, x->grad, 1, err) : 0;
 }

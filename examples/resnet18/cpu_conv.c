@@ -94,20 +94,21 @@ static const void *staged(cpu_exec *ex, const dnnl_memory_desc_t *plain, const v
                           const dnnl_memory_desc_t *md, cpu_buffer which, rn_error *err) {
   if (dnnl_memory_desc_equal(plain, md)) return data;
   void *b = cpu_buffer_get(ex, which, dnnl_memory_desc_get_size(md), err);
-  return b && !cpu_reorder(ex, plain, data, md, b, err) ? b : NULL;
+  return b && !cpu_reorder(ex, plain, data, md, b, 0, err) ? b : NULL;
 }
 
-/* Where a primitive writes what ends in the plain array out: out itself, or
- * the exec's buffer `which` (then copied with unstage). */
+/* Where a primitive writes what ends in the plain array out (written, or
+ * added to with add): out itself, or the exec's buffer `which`, then
+ * reordered into out by unstage. */
 static void *stage_out(cpu_exec *ex, const dnnl_memory_desc_t *plain, void *out, const dnnl_memory_desc_t *md,
-                       cpu_buffer which, rn_error *err) {
-  if (dnnl_memory_desc_equal(plain, md)) return out;
+                       int add, cpu_buffer which, rn_error *err) {
+  if (!add && dnnl_memory_desc_equal(plain, md)) return out;
   return cpu_buffer_get(ex, which, dnnl_memory_desc_get_size(md), err);
 }
 
 static int unstage(cpu_exec *ex, const dnnl_memory_desc_t *plain, void *out, const dnnl_memory_desc_t *md,
-                   const void *staged_out, rn_error *err) {
-  return staged_out == out ? 0 : cpu_reorder(ex, md, staged_out, plain, out, err);
+                   const void *staged_out, int add, rn_error *err) {
+  return staged_out == out ? 0 : cpu_reorder(ex, md, staged_out, plain, out, add, err);
 }
 
 int cpu_conv_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
@@ -119,32 +120,27 @@ int cpu_conv_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   float *y = m->tensors[op->out].data;
   const void *x = staged(ex, &d.src, m->tensors[op->in].data, &p->src_md, CPU_SRC, err);
   const void *w = x ? staged(ex, &d.w_plain, m->params + op->param, &p->w_md, CPU_WEIGHTS, err) : NULL;
-  void *out = w ? stage_out(ex, &d.dst, y, &p->dst_md, CPU_DST, err) : NULL;
+  void *out = w ? stage_out(ex, &d.dst, y, &p->dst_md, 0, CPU_DST, err) : NULL;
   if (!out) return -1;
   cpu_arg args[] = {{DNNL_ARG_SRC, &p->src_md, x}, {DNNL_ARG_WEIGHTS, &p->w_md, w}, {DNNL_ARG_DST, &p->dst_md, out}};
   if (cpu_execute(ex, p->fwd, 3, args, "convolution forward", err)) return -1;
-  return unstage(ex, &d.dst, y, &p->dst_md, out, err);
+  return unstage(ex, &d.dst, y, &p->dst_md, out, 0, err);
 }
 
 /* dx (written or added, as op->acc_in says) by the backward-data primitive
- * from dy (as it reads it), through the source buffer when blocked. */
+ * from dy (as it reads it), through the source buffer when blocked or
+ * added (a reorder adds it). */
 static int input_gradient(rn_model *m, const rn_op *op, const conv_desc *d, cpu_prims *p, const void *dy,
                           rn_error *err) {
   cpu_exec *ex = m->exec;
-  rn_tensor *x = &m->tensors[op->in];
-  size_t count = (size_t)d->src.dims[0] * d->src.dims[1] * d->src.dims[2] * d->src.dims[3];
-  float *dx = cpu_grad_target(m, x, op->acc_in, count);
-  if (!dx) return rn_fail(err, "out of memory for a convolution's input gradient");
-  void *out = stage_out(ex, &d->src, dx, &p->src_md, CPU_SRC, err);
+  float *dx = m->tensors[op->in].grad;
+  void *out = stage_out(ex, &d->src, dx, &p->src_md, op->acc_in, CPU_SRC, err);
   const void *w = out ? staged(ex, &d->w_plain, m->params + op->param, &p->wb_md, CPU_WEIGHTS, err) : NULL;
   if (!w) return -1;
   cpu_arg args[] = {{DNNL_ARG_DIFF_DST, &p->dst_md, dy}, {DNNL_ARG_WEIGHTS, &p->wb_md, w},
                     {DNNL_ARG_DIFF_SRC, &p->src_md, out}};
-  if (cpu_execute(ex, p->bwd_data, 3, args, "convolution backward data", err) ||
-      unstage(ex, &d->src, dx, &p->src_md, out, err))
-    return -1;
-  cpu_accumulate_scratch(m, x, op->acc_in, count);
-  return 0;
+  if (cpu_execute(ex, p->bwd_data, 3, args, "convolution backward data", err)) return -1;
+  return unstage(ex, &d->src, dx, &p->src_md, out, op->acc_in, err);
 }
 
 /* dW (into m->grads at op->param), then dx where the input needs it. */
@@ -160,12 +156,12 @@ int cpu_conv_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   float *dw = m->grads + op->param;
   const void *xs = staged(ex, &d.src, x->data, &p->src_md, CPU_SRC, err);
   const void *dy = xs ? staged(ex, &d.dst, m->tensors[op->out].grad, &p->dst_md, CPU_DST, err) : NULL;
-  void *dws = dy ? stage_out(ex, &d.w_plain, dw, &p->dw_md, CPU_DWEIGHTS, err) : NULL;
+  void *dws = dy ? stage_out(ex, &d.w_plain, dw, &p->dw_md, 0, CPU_DWEIGHTS, err) : NULL;
   if (!dws) return -1;
   cpu_arg args[] = {{DNNL_ARG_SRC, &p->src_md, xs}, {DNNL_ARG_DIFF_DST, &p->dst_md, dy},
                     {DNNL_ARG_DIFF_WEIGHTS, &p->dw_md, dws}};
   if (cpu_execute(ex, p->bwd_weights, 3, args, "convolution backward weights", err) ||
-      unstage(ex, &d.w_plain, dw, &p->dw_md, dws, err))
+      unstage(ex, &d.w_plain, dw, &p->dw_md, dws, 0, err))
     return -1;
   return x->needs_grad ? input_gradient(m, op, &d, p, dy, err) : 0;
 }

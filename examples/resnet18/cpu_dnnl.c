@@ -56,10 +56,26 @@ dnnl_primitive_t cpu_primitive(dnnl_primitive_desc_t pd, int keep, const char *w
   return p;
 }
 
+/* The attributes of a reorder that adds to dst (a sum post-op), or NULL. */
+static dnnl_primitive_attr_t adding(int add) {
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_post_ops_t ops = NULL;
+  if (!add) return NULL;
+  if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
+  if (dnnl_post_ops_create(&ops) != dnnl_success || dnnl_post_ops_append_sum(ops, 1.0f) != dnnl_success ||
+      dnnl_primitive_attr_set_post_ops(attr, ops) != dnnl_success)
+    dnnl_primitive_attr_destroy(attr), attr = NULL;
+  dnnl_post_ops_destroy(ops);
+  return attr;
+}
+
 int cpu_reorder(cpu_exec *ex, const dnnl_memory_desc_t *src_md, const void *src, const dnnl_memory_desc_t *dst_md,
-                void *dst, rn_error *err) {
+                void *dst, int add, rn_error *err) {
   dnnl_primitive_desc_t pd = NULL;
-  dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, src_md, ex->engine, dst_md, ex->engine, NULL);
+  dnnl_primitive_attr_t attr = adding(add);
+  dnnl_status_t st = add && !attr ? dnnl_out_of_memory
+                                  : dnnl_reorder_primitive_desc_create(&pd, src_md, ex->engine, dst_md, ex->engine, attr);
+  dnnl_primitive_attr_destroy(attr);
   if (st != dnnl_success) return dnnl_fail(err, st, "reorder");
   dnnl_primitive_t p = cpu_primitive(pd, 0, "reorder", err);
   if (!p) return -1;

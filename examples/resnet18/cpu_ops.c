@@ -61,14 +61,6 @@ static void put(float *dst, const float *src, size_t count, int acc, int threads
 
 static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
 
-float *cpu_grad_target(rn_model *m, rn_tensor *t, int acc, size_t count) {
-  return acc ? rn_model_scratch(m, count) : t->grad;
-}
-
-void cpu_accumulate_scratch(rn_model *m, rn_tensor *t, int acc, size_t count) {
-  if (acc) put(t->grad, m->scratch, count, 1, ((cpu_exec *)m->exec)->threads);
-}
-
 /* ------------------------------------------------------------ small ops */
 
 static int add_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
