@@ -262,8 +262,8 @@ $(TRAINER_TEST): tests/trainer/test_trainer.c tests/trainer/test_ops.c $(TRAINER
 # The README's main job: ResNet-18 with DiffStride learns its strides on
 # Fashion-MNIST (Debian's dataset-fashion-mnist, installed when missing);
 # DEMO_ARGS adds or overrides trainer flags.
-DEMO_FLAGS := --mode diffstride --width 0.125 --epochs 2 --train-subset 50000 \
-              --lr 0.02,30:0.1,550:0.02,700:0.004 --pad 0 --no-flip --label-smoothing 0 \
+DEMO_FLAGS := --mode diffstride --width 0.125 --epochs 3 --train-subset 40000 \
+              --lr 0.02,30:0.1,600:0.02,850:0.004 --pad 0 --no-flip --label-smoothing 0 \
               --out runs/demo
 demo: all trainer
 	@tools/deps.sh dataset-fashion-mnist gnuplot-nox

@@ -2,12 +2,14 @@
  * cout), nhwc, weights (cout, k, k, cin) in the core (ohwi), zero padding
  * k/2, no bias (batch norm follows every convolution).
  *
- * 3x3 stride-1 convolutions use Winograd (F(4x4, 3x3)) where oneDNN has
- * it for the CPU, on copies of x and y in the blocked format it requires;
- * the others (and every one on CPUs without it) are direct on nhwc.
- * Measured on an AVX-512 Xeon, one thread, batch 128, forward + both
- * gradients: 64 channels at 32x32 154 ms against 247 ms direct, 128 at
- * 16x16 123 ms against 293 ms (docs/benchmarks.md). */
+ * 3x3 stride-1 convolutions of at least 32 channels (in and out, whole
+ * blocks of 16) use Winograd (F(4x4, 3x3)) where oneDNN has it for the
+ * CPU, on copies of x and y in the blocked format it requires; the others
+ * (and every one on CPUs without it) are direct on nhwc. Measured on an
+ * AVX-512 Xeon, batch 128, forward + both gradients, 2 threads: 64 channels
+ * at 20x20 28 ms against 50 ms direct, 32 at 22x22 13 against 19, 16 at
+ * 24x24 6.6 against 6.7 (before Winograd's reorders), 8 at 28x28 9.1
+ * against 5.3 (docs/benchmarks.md). */
 #include <stdlib.h>
 
 #include "cpu.h"
@@ -46,7 +48,8 @@ static dnnl_primitive_desc_t forward_pd(cpu_exec *ex, const rn_op *op, const con
                                         rn_error *err) {
   dnnl_convolution_desc_t cd;
   dnnl_primitive_desc_t pd = NULL;
-  if (op->k == 3 && op->stride == 1) {
+  const int cin = (int)d->src.dims[1], cout = (int)d->dst.dims[1];
+  if (op->k == 3 && op->stride == 1 && cin >= 32 && cout >= 32 && cin % 16 == 0 && cout % 16 == 0) {
     dnnl_memory_desc_t src = d->src, dst = d->dst;
     src.format_kind = dst.format_kind = dnnl_format_kind_any;
     if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_winograd, &src, &d->w_any,

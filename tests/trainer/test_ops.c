@@ -1,6 +1,7 @@
 /* The CPU backend's layer ops against naive loops written here from their
  * definitions (double sums): convolutions (3x3 and 1x1, strides 1 and 2,
- * odd sizes) forward, input and weight gradients; batch norm + ReLU with
+ * odd sizes, direct and Winograd, primitives made again for a new shape)
+ * forward, input and weight gradients; batch norm + ReLU with
  * batch statistics (training, running averages) and running statistics
  * (evaluation), and its gradients; input gradients written and added to.
  * Also the sharing of buffers: no two tensors' data, nor two gradients,
@@ -49,17 +50,20 @@ static void expect_close(const float *got, const double *want, size_t count, dou
                   i, (double)got[i], want[i], scale);
 }
 
-/* The first op of kind with (k, stride) (k = 0: any) whose input needs a
- * gradient. */
-static rn_op *find(rn_model *m, rn_op_kind kind, int k, int stride) {
+/* The first op of kind with (k, stride) (k = 0: any) and at least
+ * min_c input channels whose input needs a gradient. */
+static rn_op *find_wide(rn_model *m, rn_op_kind kind, int k, int stride, int min_c) {
   for (int i = 0; i < m->nops; i++) {
     rn_op *op = &m->ops[i];
-    if (op->kind == kind && (!k || (op->k == k && op->stride == stride)) && m->tensors[op->in].needs_grad)
+    const rn_tensor *x = &m->tensors[op->in];
+    if (op->kind == kind && (!k || (op->k == k && op->stride == stride)) && x->needs_grad && x->shape.c >= min_c)
       return op;
   }
-  ck_abort_msg("no op of kind %d, k %d, stride %d", (int)kind, k, stride);
+  ck_abort_msg("no op of kind %d, k %d, stride %d, %d channels or more", (int)kind, k, stride, min_c);
   return NULL;
 }
+
+static rn_op *find(rn_model *m, rn_op_kind kind, int k, int stride) { return find_wide(m, kind, k, stride, 1); }
 
 /* ---------------------------------------------------------- convolution */
 
@@ -91,13 +95,13 @@ static void naive_conv(const rn_op *op, rn_shape xs, rn_shape ys, const float *x
         }
 }
 
-static void check_conv(int k, int stride, int acc) {
-  fixture *f = make();
+/* The op's forward, weight and input gradients against naive_conv on the
+ * model's current shapes. */
+static void check_conv_op(fixture *f, rn_op *op, int acc) {
   rn_model *m = &f->m;
-  rn_op *op = find(m, OP_CONV, k, stride);
   op->acc_in = acc;
   rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
-  size_t nx = numel(x->shape), ny = numel(y->shape), nw = (size_t)op->cout * k * k * x->shape.c;
+  size_t nx = numel(x->shape), ny = numel(y->shape), nw = (size_t)op->cout * op->k * op->k * x->shape.c;
   rn_error err = {{0}};
   fill(x->data, nx, &f->rng);
   fill(m->params + op->param, nw, &f->rng);
@@ -113,6 +117,11 @@ static void check_conv(int k, int stride, int acc) {
   expect_close(m->grads + op->param, want_dw, nw, 1e-5, "dw");
   expect_close(x->grad, want_dx, nx, 1e-5, "dx");
   free(want_y), free(want_dx), free(want_dw);
+}
+
+static void check_conv(int k, int stride, int acc) {
+  fixture *f = make();
+  check_conv_op(f, find(&f->m, OP_CONV, k, stride), acc);
   destroy(f);
 }
 
@@ -123,6 +132,32 @@ END_TEST
 START_TEST(conv_1x1_stride_2_added) { check_conv(1, 2, 1); }
 END_TEST
 START_TEST(conv_3x3_stride_1_added) { check_conv(3, 1, 1); }
+END_TEST
+
+/* 3x3 stride-1 convolutions of 32 channels and more go through Winograd on
+ * blocked copies (where oneDNN has it: AVX-512), the added gradient through
+ * a reorder that adds. */
+START_TEST(conv_3x3_wide) {
+  fixture *f = make();
+  check_conv_op(f, find_wide(&f->m, OP_CONV, 3, 1, 32), 0);
+  check_conv_op(f, find_wide(&f->m, OP_CONV, 3, 1, 64), 1);
+  destroy(f);
+}
+END_TEST
+
+/* The primitives made for one batch size are made again for another (as
+ * when a learned stride changes a feature map's size), and compute it. */
+START_TEST(conv_follows_shape_changes) {
+  fixture *f = make();
+  rn_error err = {{0}};
+  rn_op *op = find(&f->m, OP_CONV, 3, 1);
+  check_conv_op(f, op, 0);
+  ck_assert_msg(rn_model_shapes(&f->m, 3, &err) == 0, "%s", err.msg);
+  check_conv_op(f, op, 0);
+  ck_assert_msg(rn_model_shapes(&f->m, 1, &err) == 0, "%s", err.msg);
+  check_conv_op(f, op, 1);
+  destroy(f);
+}
 END_TEST
 
 /* ------------------------------------------------------- batch norm + ReLU */
@@ -283,6 +318,8 @@ TCase *ops_tcase(void) {
   tcase_add_test(tc, conv_3x3_stride_2);
   tcase_add_test(tc, conv_1x1_stride_2_added);
   tcase_add_test(tc, conv_3x3_stride_1_added);
+  tcase_add_test(tc, conv_3x3_wide);
+  tcase_add_test(tc, conv_follows_shape_changes);
   tcase_add_test(tc, bnrelu_training);
   tcase_add_test(tc, bnrelu_training_added);
   tcase_add_test(tc, bnrelu_evaluation);
