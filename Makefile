@@ -127,7 +127,7 @@ endif
 endif
 endif
 
-.PHONY: all lib-deps test-deps trainer-deps trainer check valgrind check-gpu demo examples bench bench-gpu \
+.PHONY: all lib-deps test-deps trainer-deps trainer check valgrind check-gpu demo examples bench bench-gpu bench-conv \
         install uninstall clean
 all: lib-deps $(SHARED) $(STATIC) lib/diffstride.pc
 	@echo "libdiffstride $(VERSION): CPU path (FFTW3)$(if $(filter 1,$(WITH_CUDA)), + CUDA path ($(NVCC)),); nvcc: $(if $(NVCC),$(NVCC),not found)$(if $(filter 0,$(WITH_CUDA)),; CUDA path not built,)"
@@ -290,6 +290,18 @@ build/bench: bench/bench.c $(STATIC)
 
 bench: all build/bench
 	$(PYTHON) bench/compare.py --bench build/bench --threads $(THREADS) $(BENCH_ARGS)
+
+# The trainer's convolution choices (docs/benchmarks.md, "Convolution
+# algorithms and layouts"): oneDNN direct against Winograd, NHWC against
+# blocked, for the layer shapes of the table; THREADS as above.
+CONV_CASES := "64 32 32" "128 16 16" "256 22 22" "512 20 20" "64 20 20" "32 22 22" "16 24 24" "8 28 28"
+build/conv_bench: bench/conv_bench.c | trainer-deps
+	@mkdir -p build
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra $(CFLAGS) $< -o $@ -ldnnl
+
+bench-conv: build/conv_bench
+	@for k in $(CONV_CASES); do for a in "direct nhwc" "direct blocked" "winograd blocked"; do \
+	    OMP_NUM_THREADS=$(THREADS) build/conv_bench $$k 128 1 $$a 5 | tail -n 1 || true; done; done
 
 # The GPU benchmark: the library against PyTorch on CUDA, bandwidth against
 # the copy bandwidth measured in the same run, peak extra device memory.

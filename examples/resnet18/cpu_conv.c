@@ -6,10 +6,10 @@
  * blocks of 16) use Winograd (F(4x4, 3x3)) where oneDNN has it for the
  * CPU, on copies of x and y in the blocked format it requires; the others
  * (and every one on CPUs without it) are direct on nhwc. Measured on an
- * AVX-512 Xeon, batch 128, forward + both gradients, 2 threads: 64 channels
- * at 20x20 28 ms against 50 ms direct, 32 at 22x22 13 against 19, 16 at
- * 24x24 6.6 against 6.7 (before Winograd's reorders), 8 at 28x28 9.1
- * against 5.3 (docs/benchmarks.md). */
+ * AVX-512 Xeon, batch 128, forward + both gradients, 2 threads (make
+ * bench-conv): 64 channels at 20x20 24 ms against 46 ms direct, 32 at 22x22
+ * 13 against 15, 16 at 24x24 5.7 against 5.5 (before Winograd's reorders),
+ * 8 at 28x28 7.0 against 4.5 (docs/benchmarks.md). */
 #include <stdlib.h>
 
 #include "cpu.h"
