@@ -263,7 +263,8 @@ $(TRAINER_TEST): tests/trainer/test_trainer.c tests/trainer/test_ops.c $(TRAINER
 # Fashion-MNIST (Debian's dataset-fashion-mnist, installed when missing);
 # DEMO_ARGS adds or overrides trainer flags.
 DEMO_FLAGS := --mode diffstride --width 0.125 --epochs 3 --train-subset 40000 \
-              --lr 0.02,30:0.1,600:0.02,850:0.004 --pad 0 --no-flip --label-smoothing 0 \
+              --lr 0.02,30:0.1,600:0.02,850:0.004 --weight-decay 5e-5 --pad 0 --no-flip \
+              --label-smoothing 0 \
               --out runs/demo
 demo: all trainer
 	@tools/deps.sh dataset-fashion-mnist gnuplot-nox
