@@ -925,6 +925,37 @@ static void op_backward1d(fuzz_src *s) {
 
 /* ------------------------------------------------------ spectral pooling */
 
+typedef struct spectral_geometry {
+  int layout, n, c, h, w, out_h, out_w, right;
+  const float *strides;
+} spectral_geometry;
+
+/* One forward (f & 2: x of h*w -> y of out_h*out_w) or backward (dy ->
+ * dx) call, its input drawn first, both exactly as large as the call
+ * claims; f & 4 passes a NULL input, f & 8 a NULL output. */
+static void spectral_call(fuzz_src *s, ds_context *ctx, int f, const spectral_geometry *g) {
+  const int fwd = f & 2, nhwc = g->layout == DS_LAYOUT_NHWC;
+  const double full = (double)g->h * g->w, pooled = elems(g->out_h, g->out_w, 1, 1);
+  const char *call = fwd ? "ds_spectral_pool_forward" : "ds_spectral_pool_backward";
+  tensor in = make_tensor(s, g->n, g->c, fwd ? full : pooled, nhwc, 1);
+  tensor out = make_tensor(s, g->n, g->c, fwd ? pooled : full, nhwc, 0);
+  int big = !in.p || !out.p;
+  const float *ip = big || (f & 4) ? NULL : in.p;
+  float *op = big ? dummy() : (f & 8) ? NULL : out.p;
+  outs_reset();
+  out_add(op, big ? 64 : sizeof(float) * (size_t)out.n * out.c * out.hw);
+  arm(ctx);
+  ds_status st = fwd ? ds_spectral_pool_forward(ctx, g->layout, g->n, g->c, g->h, g->w, g->strides, ip, g->out_h,
+                                                g->out_w, op)
+                     : ds_spectral_pool_backward(ctx, g->layout, g->n, g->c, g->h, g->w, g->strides, g->out_h,
+                                                 g->out_w, ip, op);
+  settle(call, st, ctx);
+  if (st != DS_OK) return;
+  FUZZ_REQUIRE(!big && g->right && ip && op && (g->layout == 0 || g->layout == 1), "%s succeeded with a bad argument",
+               call);
+  check_planes(call, &in, &out);
+}
+
 static void op_spectral(fuzz_src *s) {
   uint8_t f = fuzz_u8(s);
   int h = gen_dim(s), w = gen_dim(s), n = gen_count(s), c = gen_count(s);
@@ -955,40 +986,8 @@ static void op_spectral(fuzz_src *s) {
            f & 2 ? "forward" : "backward", layout, n, c, h, w, strides ? "" : "NULL",
            strides ? (double)strides[0] : 0.0, strides ? (double)strides[1] : 0.0, out_h, out_w,
            right ? "right" : "wrong", g_ctx_note);
-  int nhwc = layout == DS_LAYOUT_NHWC;
-  if (f & 2) { /* forward */
-    tensor x = make_tensor(s, n, c, (double)h * w, nhwc, 1);
-    tensor y = make_tensor(s, n, c, elems(out_h, out_w, 1, 1), nhwc, 0);
-    int big = !x.p || !y.p;
-    const float *xp = big || (f & 4) ? NULL : x.p;
-    float *yp = big ? dummy() : (f & 8) ? NULL : y.p;
-    outs_reset();
-    out_add(yp, big ? 64 : sizeof(float) * (size_t)y.n * y.c * y.hw);
-    arm(ctx);
-    st = ds_spectral_pool_forward(ctx, layout, n, c, h, w, strides, xp, out_h, out_w, yp);
-    settle("ds_spectral_pool_forward", st, ctx);
-    if (st == DS_OK) {
-      FUZZ_REQUIRE(!big && right && xp && yp && (layout == 0 || layout == 1),
-                   "ds_spectral_pool_forward succeeded with a bad argument");
-      check_planes("ds_spectral_pool_forward", &x, &y);
-    }
-  } else { /* backward */
-    tensor dy = make_tensor(s, n, c, elems(out_h, out_w, 1, 1), nhwc, 1);
-    tensor dx = make_tensor(s, n, c, (double)h * w, nhwc, 0);
-    int big = !dy.p || !dx.p;
-    const float *dyp = big || (f & 4) ? NULL : dy.p;
-    float *dxp = big ? dummy() : (f & 8) ? NULL : dx.p;
-    outs_reset();
-    out_add(dxp, big ? 64 : sizeof(float) * (size_t)dx.n * dx.c * dx.hw);
-    arm(ctx);
-    st = ds_spectral_pool_backward(ctx, layout, n, c, h, w, strides, out_h, out_w, dyp, dxp);
-    settle("ds_spectral_pool_backward", st, ctx);
-    if (st == DS_OK) {
-      FUZZ_REQUIRE(!big && right && dyp && dxp && (layout == 0 || layout == 1),
-                   "ds_spectral_pool_backward succeeded with a bad argument");
-      check_planes("ds_spectral_pool_backward", &dy, &dx);
-    }
-  }
+  spectral_geometry g = {layout, n, c, h, w, out_h, out_w, right, strides};
+  spectral_call(s, ctx, f, &g);
   ctx_done(ctx, fresh);
 }
 
