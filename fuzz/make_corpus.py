@@ -55,25 +55,13 @@ def enum(v):  # gen_enum: 0 or 1 from one byte, else an int8
 
 
 def desc(R=None, cropping=None, shared=None, lower=None, upper=None, layout=None, null=False):
+    # gen_desc: a flag byte (bit k: field k follows), then the fields in order
+    fields = ((R, flt), (cropping, enum), (shared, enum), (lower, flt), (upper, flt), (layout, enum))
     f, out = 0, b""
-    if R is not None:
-        f |= 1
-        out += flt(R)
-    if cropping is not None:
-        f |= 2
-        out += enum(cropping)
-    if shared is not None:
-        f |= 4
-        out += enum(shared)
-    if lower is not None:
-        f |= 8
-        out += flt(lower)
-    if upper is not None:
-        f |= 16
-        out += flt(upper)
-    if layout is not None:
-        f |= 32
-        out += enum(layout)
+    for bit, (value, encode) in enumerate(fields):
+        if value is not None:
+            f |= 1 << bit
+            out += encode(value)
     if null:
         f |= 0xC0
     return bytes([f]) + out
