@@ -27,14 +27,7 @@ static char g_dir[4096];
 static const char *g_names[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
                                 "data_batch_5.bin", "test_batch.bin",   "train.bin",        "test.bin"};
 
-static void cleanup(void) {
-  char path[4200];
-  for (size_t i = 0; i < sizeof g_names / sizeof *g_names; i++) {
-    snprintf(path, sizeof path, "%s/%s", g_dir, g_names[i]);
-    unlink(path);
-  }
-  rmdir(g_dir);
-}
+static void cleanup(void) { fuzz_rmdir(g_dir, g_names, sizeof g_names / sizeof *g_names); }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;

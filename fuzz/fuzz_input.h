@@ -118,6 +118,17 @@ static inline void fuzz_link(const char *dir, const char *name, const char *targ
   }
 }
 
+/* Removes dir/names[0..count) and then dir (at exit, what fuzz_tmpdir and
+ * fuzz_link made). */
+static inline void fuzz_rmdir(const char *dir, const char *const *names, size_t count) {
+  char path[4200];
+  for (size_t i = 0; i < count; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
 /* Splits the rest of an input into `count` parts: each but the last is
  * preceded by its length (u32, clipped to what is left). */
 static inline void fuzz_split(fuzz_src *s, int count, const uint8_t **part, size_t *len) {

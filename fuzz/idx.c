@@ -28,16 +28,11 @@
 static fuzz_file g_images, g_labels;
 static char g_dir[4096];
 
-static void cleanup(void) {
-  static const char *names[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+/* Images, then labels, of the training and the test set. */
+static const char *g_names[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
-  char path[4200];
-  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-    snprintf(path, sizeof path, "%s/%s", g_dir, names[i]);
-    unlink(path);
-  }
-  rmdir(g_dir);
-}
+
+static void cleanup(void) { fuzz_rmdir(g_dir, g_names, sizeof g_names / sizeof *g_names); }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
@@ -45,10 +40,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   fuzz_file_init(&g_labels, "idx-labels");
   /* fashion-mnist:DIR: the train and test files are the same two memfds. */
   fuzz_tmpdir(g_dir, sizeof g_dir, "idx");
-  fuzz_link(g_dir, "train-images-idx3-ubyte.gz", g_images.path);
-  fuzz_link(g_dir, "train-labels-idx1-ubyte.gz", g_labels.path);
-  fuzz_link(g_dir, "t10k-images-idx3-ubyte.gz", g_images.path);
-  fuzz_link(g_dir, "t10k-labels-idx1-ubyte.gz", g_labels.path);
+  for (size_t i = 0; i < sizeof g_names / sizeof *g_names; i++)
+    fuzz_link(g_dir, g_names[i], i % 2 ? g_labels.path : g_images.path);
   atexit(cleanup);
   return 0;
 }
