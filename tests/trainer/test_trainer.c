@@ -671,42 +671,40 @@ START_TEST(schedule) {
 }
 END_TEST
 
-START_TEST(config_errors) {
+/* rn_model_create refuses c on `threads` threads with a message holding
+ * needle. */
+static void expect_config_error(rn_config c, int threads, const char *needle) {
   rn_model m;
   rn_rng rng;
   rn_error err = {{0}};
   rn_rng_seed(&rng, 1);
+  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, threads, &rng, &err), -1);
+  ck_assert_msg(strstr(err.msg, needle), "'%s' not in '%s'", needle, err.msg);
+}
+
+START_TEST(config_errors) {
   rn_config c = tiny(RN_STRIDED);
   c.strides[2] = 1.5f;
-  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
-  ck_assert_ptr_nonnull(strstr(err.msg, "whole strides"));
+  expect_config_error(c, 1, "whole strides");
   c = tiny(RN_DIFFSTRIDE);
   c.strides[0] = 0.5f;
-  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
-  ck_assert_ptr_nonnull(strstr(err.msg, "stride 0 = 0.5"));
+  expect_config_error(c, 1, "stride 0 = 0.5");
   c = tiny(RN_DIFFSTRIDE);
   c.in_h = c.in_w = 4; /* DiffStride needs maps larger than R */
-  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
-  ck_assert_ptr_nonnull(strstr(err.msg, "pooling layer 0 on 4x4"));
+  expect_config_error(c, 1, "pooling layer 0 on 4x4");
   c = tiny(RN_SPECTRAL);
   c.width = 0.0f;
-  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
-  ck_assert_ptr_nonnull(strstr(err.msg, "width multiplier"));
+  expect_config_error(c, 1, "width multiplier");
   c = tiny(RN_STRIDED); /* checked before the stride becomes an int */
   c.strides[1] = 2147483648.0f;
-  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
-  ck_assert_ptr_nonnull(strstr(err.msg, "stride 1 = 2.14748e+09: strides must be finite and in [1, 1024]"));
+  expect_config_error(c, 1, "stride 1 = 2.14748e+09: strides must be finite and in [1, 1024]");
   c = tiny(RN_STRIDED);
   c.mode = (rn_mode)7;
-  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
-  ck_assert_ptr_nonnull(strstr(err.msg, "mode 7"));
+  expect_config_error(c, 1, "mode 7");
   c = tiny(RN_STRIDED);
   c.in_c = 4;
-  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 1, &rng, &err), -1);
-  ck_assert_ptr_nonnull(strstr(err.msg, "c in [1, 3]"));
-  c = tiny(RN_STRIDED);
-  ck_assert_int_eq(rn_model_create(&m, &c, &rn_cpu_backend, 100000, &rng, &err), -1);
-  ck_assert_ptr_nonnull(strstr(err.msg, "100000 threads: expected 1 to 1024"));
+  expect_config_error(c, 1, "c in [1, 3]");
+  expect_config_error(tiny(RN_STRIDED), 100000, "100000 threads: expected 1 to 1024");
 }
 END_TEST
 
