@@ -16,6 +16,14 @@ static dnnl_memory_desc_t data_md(const rn_tensor *x) {
   return cpu_md(x->shape.n, x->shape.c, x->shape.h, x->shape.w, dnnl_nhwc);
 }
 
+/* One value per channel: the scale, shift, mean and variance arrays. */
+static dnnl_memory_desc_t channel_md(int c) {
+  dnnl_memory_desc_t md;
+  dnnl_dims_t dims = {c};
+  dnnl_memory_desc_init_by_tag(&md, 1, dims, dnnl_f32, dnnl_a);
+  return md;
+}
+
 /* The training forward (kept as the backward's hint) and its workspace. */
 static int make_forward(cpu_exec *ex, const dnnl_memory_desc_t *md, cpu_prims *p, rn_error *err) {
   dnnl_batch_normalization_desc_t bd;
@@ -58,9 +66,7 @@ int cpu_bnrelu_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   cpu_exec *ex = m->exec;
   const rn_tensor *x = &m->tensors[op->in];
   const int c = x->shape.c;
-  dnnl_memory_desc_t md = data_md(x), cmd;
-  dnnl_dims_t cdims = {c};
-  dnnl_memory_desc_init_by_tag(&cmd, 1, cdims, dnnl_f32, dnnl_a);
+  dnnl_memory_desc_t md = data_md(x), cmd = channel_md(c);
   cpu_prims *p = cpu_prims_for(ex, m, op);
   if ((train && !p->fwd && make_forward(ex, &md, p, err)) || (!train && !p->infer && make_inference(ex, &md, p, err)))
     return cpu_prims_free(p), -1;
@@ -83,9 +89,7 @@ int cpu_bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *err) 
   cpu_exec *ex = m->exec;
   rn_tensor *x = &m->tensors[op->in];
   const int c = x->shape.c;
-  dnnl_memory_desc_t md = data_md(x), cmd;
-  dnnl_dims_t cdims = {c};
-  dnnl_memory_desc_init_by_tag(&cmd, 1, cdims, dnnl_f32, dnnl_a);
+  dnnl_memory_desc_t md = data_md(x), cmd = channel_md(c);
   cpu_prims *p = cpu_prims_for(ex, m, op);
   if (!p->fwd || (!p->bwd_data && make_backward(ex, &md, p, err)))
     return p->fwd ? (cpu_prims_free(p), -1) : rn_fail(err, "batch norm backward before its training forward");

@@ -59,8 +59,6 @@ static void put(float *dst, const float *src, size_t count, int acc, int threads
   for (size_t i = 0; i < count; i++) dst[i] = (acc ? dst[i] : 0.0f) + src[i];
 }
 
-static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
-
 /* ------------------------------------------------------------ small ops */
 
 static int add_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
@@ -68,7 +66,7 @@ static int add_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   cpu_exec *ex = m->exec;
   const float *a = m->tensors[op->in].data, *b = m->tensors[op->in2].data;
   float *y = m->tensors[op->out].data;
-  size_t count = numel(&m->tensors[op->out].shape);
+  size_t count = rn_numel(&m->tensors[op->out].shape);
 #pragma omp parallel for num_threads(ex->threads) schedule(static)
   for (size_t i = 0; i < count; i++) y[i] = a[i] + b[i];
   return 0;
@@ -78,7 +76,7 @@ static int add_backward(rn_model *m, const rn_op *op, int train, rn_error *err) 
   (void)train, (void)err;
   cpu_exec *ex = m->exec;
   const rn_tensor *y = &m->tensors[op->out];
-  size_t count = numel(&y->shape);
+  size_t count = rn_numel(&y->shape);
   put(m->tensors[op->in].grad, y->grad, count, op->acc_in, ex->threads);
   put(m->tensors[op->in2].grad, y->grad, count, op->acc_in2, ex->threads);
   return 0;

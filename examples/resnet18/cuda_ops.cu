@@ -72,7 +72,6 @@ static const float one = 1.0f, zero = 0.0f;
 static const double bn_eps = 1e-5, bn_average = 0.1; /* running = 0.9 running + 0.1 batch */
 
 static cuda_exec *exec_of(const rn_model *m) { return (cuda_exec *)m->exec; }
-static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
 static unsigned grid(size_t count) {
   size_t g = (count + BLOCK - 1) / BLOCK;
   return (unsigned)(g < 1 ? 1 : g > max_grid ? max_grid : g);
@@ -420,7 +419,7 @@ typedef struct conv_args {
 static int conv_operands(rn_model *m, const rn_op *op, int backward, conv_args *a, rn_error *err) {
   cuda_exec *ex = exec_of(m);
   const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
-  a->nx = numel(&x->shape), a->ny = numel(&y->shape);
+  a->nx = rn_numel(&x->shape), a->ny = rn_numel(&y->shape);
   a->nw = (size_t)op->cout * op->k * op->k * x->shape.c;
   a->half = ex->precision == RN_BF16;
   a->x = x->data, a->w = m->params + op->param, a->y_in = y->grad, a->y_out = y->data;
@@ -504,7 +503,7 @@ static int bnrelu_forward(rn_model *m, const rn_op *op, int train, rn_error *err
                                                 y->data, cd, gamma, gamma + c, run, run + c, bn_eps);
   destroy_descriptors(xd, cd);
   if (s != CUDNN_STATUS_SUCCESS) return dnn_error(err, "batch norm forward", s);
-  size_t count = numel(&x->shape);
+  size_t count = rn_numel(&x->shape);
   relu_kernel<<<grid(count), BLOCK, 0, ex->stream>>>(y->data, count);
   return launched(err, "ReLU");
 }
@@ -516,7 +515,7 @@ static int bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *er
   cuda_exec *ex = exec_of(m);
   const rn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
   int c = x->shape.c;
-  size_t count = numel(&x->shape);
+  size_t count = rn_numel(&x->shape);
   if (grow(ex, (void **)&ex->dz, &ex->dz_cap, count * sizeof(float), err)) return -1;
   relu_grad_kernel<<<grid(count), BLOCK, 0, ex->stream>>>(y->data, y->grad, ex->dz, count);
   if (launched(err, "ReLU gradient")) return -1;
@@ -536,7 +535,7 @@ static int bnrelu_backward(rn_model *m, const rn_op *op, int train, rn_error *er
 
 static int add_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   (void)train;
-  size_t count = numel(&m->tensors[op->out].shape);
+  size_t count = rn_numel(&m->tensors[op->out].shape);
   add_kernel<<<grid(count), BLOCK, 0, exec_of(m)->stream>>>(m->tensors[op->in].data, m->tensors[op->in2].data,
                                                             m->tensors[op->out].data, count);
   return launched(err, "add");
@@ -546,7 +545,7 @@ static int add_backward(rn_model *m, const rn_op *op, int train, rn_error *err) 
   (void)train;
   cudaStream_t s = exec_of(m)->stream;
   const rn_tensor *y = &m->tensors[op->out];
-  size_t count = numel(&y->shape);
+  size_t count = rn_numel(&y->shape);
   put_kernel<<<grid(count), BLOCK, 0, s>>>(m->tensors[op->in].grad, y->grad, count, op->acc_in);
   put_kernel<<<grid(count), BLOCK, 0, s>>>(m->tensors[op->in2].grad, y->grad, count, op->acc_in2);
   return launched(err, "add gradient");
@@ -563,7 +562,7 @@ static int gap_forward(rn_model *m, const rn_op *op, int train, rn_error *err) {
 static int gap_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   (void)train;
   rn_shape s = m->tensors[op->in].shape;
-  gap_grad_kernel<<<grid(numel(&s)), BLOCK, 0, exec_of(m)->stream>>>(
+  gap_grad_kernel<<<grid(rn_numel(&s)), BLOCK, 0, exec_of(m)->stream>>>(
       m->tensors[op->out].grad, m->tensors[op->in].grad, s.n, (size_t)s.h * s.w, s.c, op->acc_in);
   return launched(err, "global average pool gradient");
 }

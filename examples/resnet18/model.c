@@ -350,12 +350,10 @@ static rn_shape op_shape(const rn_model *m, const rn_op *op, rn_shape in) {
   }
 }
 
-static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
-
 /* A tensor stays below 2^31 elements: the backends and GEMMs count rows
  * and elements in int. */
 static int check_size(const rn_shape *s, rn_error *err) {
-  size_t count = numel(s); /* < 2^48 within rn.h's limits */
+  size_t count = rn_numel(s); /* < 2^48 within rn.h's limits */
   if (count <= INT_MAX) return 0;
   return rn_fail(err, "a %dx%dx%dx%d tensor has %zu elements, more than 2^31 - 1: use a smaller --batch", s->n,
                  s->h, s->w, s->c, count);
@@ -369,7 +367,7 @@ static int grow_buffers(rn_model *m, int grad, rn_error *err) {
   for (int t = 0; t < m->ntensors; t++) {
     const rn_tensor *x = &m->tensors[t];
     int s = grad ? x->grad_slot : x->data_slot;
-    if ((!grad || x->needs_grad) && numel(&x->shape) > need[s]) need[s] = numel(&x->shape);
+    if ((!grad || x->needs_grad) && rn_numel(&x->shape) > need[s]) need[s] = rn_numel(&x->shape);
   }
   for (int s = 0; s < b->count; s++) {
     if (need[s] <= b->cap[s]) continue;

@@ -10,8 +10,6 @@ static int library_error(rn_error *err, const rn_op *op, const char *what) {
   return rn_fail(err, "pooling layer %d %s: %s", op->pool, what, ds_last_error());
 }
 
-static size_t numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
-
 /* The op's reserve grown to the size the library asks for this batch; NULL
  * with a message. */
 static void *reserve(rn_model *m, const rn_op *op, const rn_shape *s, size_t *bytes, rn_error *err) {
@@ -73,7 +71,7 @@ int rn_pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   rn_shape s = x->shape;
   if (m->cfg.mode == RN_DIFFSTRIDE && !m->reserve_filled[op - m->ops])
     return rn_fail(err, "pooling layer %d backward: its last forward was not a training one", op->pool);
-  float *dx = op->acc_in ? rn_model_scratch(m, numel(&s)) : x->grad, ds[2] = {0.0f, 0.0f};
+  float *dx = op->acc_in ? rn_model_scratch(m, rn_numel(&s)) : x->grad, ds[2] = {0.0f, 0.0f};
   if (!dx) return rn_fail(err, "out of memory for a pooling layer's gradient");
   m->be->library_mark(m, 0);
   ds_status st = pool_backward_call(m, op, &s, dx, ds);
@@ -81,6 +79,6 @@ int rn_pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err) {
   if (st != DS_OK) return library_error(err, op, "backward");
   p->grad[0] += ds[0];
   p->grad[1] += ds[1];
-  if (op->acc_in) m->be->accumulate(m, x->grad, dx, numel(&s));
+  if (op->acc_in) m->be->accumulate(m, x->grad, dx, rn_numel(&s));
   return 0;
 }

@@ -141,6 +141,9 @@ typedef struct rn_shape {
   int n, h, w, c;
 } rn_shape;
 
+/* n * h * w * c (< 2^48 within the limits above). */
+static inline size_t rn_numel(const rn_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
+
 typedef enum rn_op_kind { OP_CONV, OP_BNRELU, OP_POOL, OP_ADD, OP_GAP, OP_DENSE } rn_op_kind;
 
 typedef struct rn_op {
