@@ -64,9 +64,11 @@ extern const rn_backend rn_cuda_backend;
 int rn_pool_forward(rn_model *m, const rn_op *op, int train, rn_error *err);
 int rn_pool_backward(rn_model *m, const rn_op *op, int train, rn_error *err);
 
-/* m->scratch grown to count floats on the backend's device (the buffer an
- * op's input gradient goes to when it is added, not written); NULL when out
- * of memory. */
+/* *buf (*cap floats on the backend's device) grown to at least count
+ * floats, its contents dropped; NULL when out of memory. */
+float *rn_model_grow(rn_model *m, float **buf, size_t *cap, size_t count);
+/* m->scratch grown to count floats (the buffer an op's input gradient goes
+ * to when it is added, not written); NULL when out of memory. */
 float *rn_model_scratch(rn_model *m, size_t count);
 
 #endif

@@ -369,15 +369,10 @@ static int grow_buffers(rn_model *m, int grad, rn_error *err) {
     int s = grad ? x->grad_slot : x->data_slot;
     if ((!grad || x->needs_grad) && rn_numel(&x->shape) > need[s]) need[s] = rn_numel(&x->shape);
   }
-  for (int s = 0; s < b->count; s++) {
-    if (need[s] <= b->cap[s]) continue;
-    m->be->release(b->buf[s]);
-    b->buf[s] = m->be->alloc(need[s]);
-    b->cap[s] = b->buf[s] ? need[s] : 0;
-    if (!b->buf[s])
+  for (int s = 0; s < b->count; s++)
+    if (need[s] && !rn_model_grow(m, &b->buf[s], &b->cap[s], need[s]))
       return rn_fail(err, "out of memory allocating %zu bytes for %s", need[s] * sizeof(float),
                      grad ? "gradients" : "activations");
-  }
   for (int t = 0; t < m->ntensors; t++) {
     rn_tensor *x = &m->tensors[t];
     if (grad) x->grad = x->needs_grad ? b->buf[x->grad_slot] : NULL;
@@ -386,13 +381,15 @@ static int grow_buffers(rn_model *m, int grad, rn_error *err) {
   return 0;
 }
 
-float *rn_model_scratch(rn_model *m, size_t count) {
-  if (count <= m->scratch_cap) return m->scratch;
-  m->be->release(m->scratch);
-  m->scratch = m->be->alloc(count);
-  m->scratch_cap = m->scratch ? count : 0;
-  return m->scratch;
+float *rn_model_grow(rn_model *m, float **buf, size_t *cap, size_t count) {
+  if (count <= *cap) return *buf;
+  m->be->release(*buf);
+  *buf = m->be->alloc(count);
+  *cap = *buf ? count : 0;
+  return *buf;
 }
+
+float *rn_model_scratch(rn_model *m, size_t count) { return rn_model_grow(m, &m->scratch, &m->scratch_cap, count); }
 
 int rn_model_shapes(rn_model *m, int n, rn_error *err) {
   rn_tensor *x = &m->tensors[0];

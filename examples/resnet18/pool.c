@@ -10,18 +10,15 @@ static int library_error(rn_error *err, const rn_op *op, const char *what) {
   return rn_fail(err, "pooling layer %d %s: %s", op->pool, what, ds_last_error());
 }
 
-/* The op's reserve grown to the size the library asks for this batch; NULL
- * with a message. */
+/* The op's reserve grown to the size the library asks for this batch
+ * (*bytes); NULL with a message. */
 static void *reserve(rn_model *m, const rn_op *op, const rn_shape *s, size_t *bytes, rn_error *err) {
   int i = (int)(op - m->ops);
   if (ds_diffstride_reserve_size(&m->desc, s->n, s->c, s->h, s->w, m->pools[op->pool].stride, bytes) != DS_OK)
     return library_error(err, op, "reserve size"), NULL;
-  if (*bytes <= m->reserve_cap[i]) return m->reserve[i];
-  m->be->release(m->reserve[i]);
-  m->reserve[i] = m->be->alloc((*bytes + sizeof(float) - 1) / sizeof(float));
-  m->reserve_cap[i] = m->reserve[i] ? *bytes : 0;
-  if (!m->reserve[i]) rn_fail(err, "pooling layer %d: out of memory for a %zu-byte reserve", op->pool, *bytes);
-  return m->reserve[i];
+  void *r = rn_model_grow(m, &m->reserve[i], &m->reserve_cap[i], (*bytes + sizeof(float) - 1) / sizeof(float));
+  if (!r) rn_fail(err, "pooling layer %d: out of memory for a %zu-byte reserve", op->pool, *bytes);
+  return r;
 }
 
 /* x (n, h, w, c) -> y (n, oh, ow, c). */
@@ -59,7 +56,7 @@ static ds_status pool_backward_call(rn_model *m, const rn_op *op, const rn_shape
     return ds_spectral_pool_backward(m->ds, DS_LAYOUT_NHWC, s->n, s->c, s->h, s->w, p->stride, y->shape.h,
                                      y->shape.w, y->grad, dx);
   return ds_diffstride_backward_reserved(m->ds, &m->desc, s->n, s->c, s->h, s->w, p->stride, m->reserve[i],
-                                         m->reserve_cap[i], y->shape.h, y->shape.w, y->grad, dx, ds);
+                                         m->reserve_cap[i] * sizeof(float), y->shape.h, y->shape.w, y->grad, dx, ds);
 }
 
 /* dx by the library; the DiffStride stride gradient is added to the

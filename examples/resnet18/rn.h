@@ -211,11 +211,11 @@ typedef struct rn_model {
   float *scratch;              /* an op's dx when it is added, not written (rn_model_scratch) */
   size_t scratch_cap;
   rn_buffers data_bufs, grad_bufs; /* rn_tensor.data_slot, grad_slot */
-  /* By op index, the DiffStride layers' reserves (bytes) for
+  /* By op index, the DiffStride layers' reserves for
    * ds_diffstride_backward_reserved; filled when the op's last forward
    * was a training one. */
-  void *reserve[RN_MAX_OPS];
-  size_t reserve_cap[RN_MAX_OPS];
+  float *reserve[RN_MAX_OPS];
+  size_t reserve_cap[RN_MAX_OPS]; /* floats */
   unsigned char reserve_filled[RN_MAX_OPS];
   double library_seconds;      /* time in libdiffstride calls, summed (read it with rn_library_seconds) */
   int logits;                  /* tensor index of the logits */
