@@ -109,10 +109,20 @@ TRAINER_DIR  := examples/resnet18
 TRAINER_CORE := $(filter-out $(TRAINER_DIR)/main.c,$(wildcard $(TRAINER_DIR)/*.c))
 TRAINER_OBJS := $(TRAINER_CORE:%.c=$(BUILD)/%.o)
 TRAINER_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Wpedantic -Wshadow \
-                -Wstrict-prototypes -Wmissing-prototypes -fopenmp
-TRAINER_LIBS  = -fopenmp -ldnnl $$(pkg-config --libs zlib) -lm
+                -Wstrict-prototypes -Wmissing-prototypes -fopenmp $(TRAINER_MPI_FLAGS)
+TRAINER_LIBS  = -fopenmp -ldnnl $$(pkg-config --libs zlib) $(TRAINER_MPI_LIBS) -lm
 TRAINER      := build/resnet18
 TRAINER_TEST := $(BUILD)/tests/test_trainer
+
+# MPI (Open MPI: Debian's libopenmpi-dev, openmpi-bin): the trainer's data
+# parallelism under mpirun (dist.c). Asked of pkg-config when the trainer
+# compiles, after trainer-deps installed it; with MPI=0, or where pkg-config
+# has no ompi-c, the trainer is built for one process.
+ifneq ($(MPI),0)
+TRAINER_DEPS      += libopenmpi-dev openmpi-bin
+TRAINER_MPI_FLAGS  = $$(pkg-config --exists ompi-c && echo -DRN_WITH_MPI $$(pkg-config --cflags ompi-c))
+TRAINER_MPI_LIBS   = $$(pkg-config --exists ompi-c && pkg-config --libs ompi-c)
+endif
 
 # The trainer's CUDA backend (cuDNN, cuBLAS, libdiffstride's CUDA path): built
 # with the CUDA path when cuDNN's header is found beside nvcc's.
@@ -121,6 +131,11 @@ ifneq ($(wildcard $(CUDA_HOME)/include/cudnn.h),)
 TRAINER_CUDA     := build/release/$(TRAINER_DIR)/cuda_ops.o
 TRAINER_CUDA_DEF := -DRN_WITH_CUDA
 TRAINER_CUDA_LIB := -lcudnn -lcublas
+# NCCL (with the CUDA toolkit): the gradients of several ranks on GPUs.
+ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h),)
+TRAINER_NCCL     := -DRN_WITH_NCCL
+TRAINER_CUDA_LIB += -lnccl
+endif
 ifneq ($(INSTRUMENTED),1)
 TRAINER_GPU_TEST := build/release/tests/test_trainer_gpu
 endif
@@ -199,10 +214,11 @@ ifeq ($(TSAN),1)
 check: all test-deps $(TEST_BIN)
 	CK_RUN_SUITE=threading TSAN_OPTIONS="halt_on_error=1 $(TSAN_OPTIONS)" $(TEST_BIN)
 else
-check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAINER) $(TRAINER_GPU_TEST)
+check: all test-deps $(TEST_BIN) $(CPP_TEST) $(GPU_TEST) $(TRAINER_TEST) $(TRAINER) $(CKPT_COMPARE) $(TRAINER_GPU_TEST)
 	DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(TEST_BIN)
 	$(TRAINER_TEST)
 	tests/trainer/cli_test.sh $(TRAINER)
+	tests/trainer/mpi_test.sh $(TRAINER) $(CKPT_COMPARE)
 	$(CPP_TEST) $(VECTOR_DIRS)
 	$(if $(GPU_TEST),DS_VECTOR_DIRS="$(VECTOR_DIRS)" $(GPU_TEST),@echo "gpu: GPU suite not built (no CUDA path in this build)")
 	$(if $(TRAINER_GPU_TEST),$(TRAINER_GPU_TEST),@echo "trainer_gpu: not built (no CUDA backend in this build)")
@@ -237,7 +253,7 @@ build/release/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/*
 
 build/release/$(TRAINER_DIR)/cuda_ops.o: $(TRAINER_DIR)/cuda_ops.cu $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h
 	@mkdir -p $(dir $@)
-	$(NVCC) -std=c++17 -Iinclude -DRN_WITH_CUDA -Xcompiler -Wall,-Wextra $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) -std=c++17 -Iinclude -DRN_WITH_CUDA $(TRAINER_NCCL) -Xcompiler -Wall,-Wextra $(NVCCFLAGS) -c $< -o $@
 
 build/sanitize/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/*.h) include/diffstride.h | trainer-deps
 	@mkdir -p $(dir $@)
@@ -245,7 +261,8 @@ build/sanitize/$(TRAINER_DIR)/%.o: $(TRAINER_DIR)/%.c $(wildcard $(TRAINER_DIR)/
 
 $(TRAINER): $(TRAINER_CORE:%.c=build/release/%.o) build/release/$(TRAINER_DIR)/main.o $(TRAINER_CUDA) $(STATIC)
 	$(CC) $(CFLAGS) -o $@ $^ $(ALL_LIBS) $(TRAINER_CUDA_LIB) $(TRAINER_LIBS)
-	@echo "resnet18: CPU backend$(if $(TRAINER_CUDA), + CUDA backend (cuDNN, cuBLAS),; no CUDA backend (needs nvcc and cuDNN))"
+	@echo "resnet18: CPU backend$(if $(TRAINER_CUDA), + CUDA backend (cuDNN, cuBLAS$(if $(TRAINER_NCCL), and NCCL)),; no CUDA backend (needs nvcc and cuDNN))"
+	@echo "resnet18: $(if $(filter 0,$(MPI)),built without MPI (MPI=0): one process,$$(pkg-config --exists ompi-c && echo "MPI $$(pkg-config --modversion ompi-c) (mpirun -np K)" || echo "no MPI found (pkg-config ompi-c): one process")")
 
 trainer: all $(TRAINER)
 
@@ -255,7 +272,14 @@ $(TRAINER_GPU_TEST): tests/gpu/test_trainer_gpu.c $(TRAINER_CORE:%.c=build/relea
 	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(TRAINER_CUDA_DEF) $(CFLAGS) $$(pkg-config --cflags check) -o $@ $^ \
 	    $$(pkg-config --libs check) $(ALL_LIBS) $(TRAINER_CUDA_LIB) $(TRAINER_LIBS)
 
-$(TRAINER_TEST): tests/trainer/test_trainer.c tests/trainer/test_ops.c $(TRAINER_OBJS) $(BUILD)/libdiffstride-test.a | test-deps
+# Compares two checkpoints within a tolerance (the MPI tests: K ranks
+# against one process).
+CKPT_COMPARE := build/release/tests/ckpt_compare
+$(CKPT_COMPARE): tests/trainer/ckpt_compare.c $(TRAINER_CORE:%.c=build/release/%.o) $(TRAINER_CUDA) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(CFLAGS) -o $@ $^ $(ALL_LIBS) $(TRAINER_CUDA_LIB) $(TRAINER_LIBS)
+
+$(TRAINER_TEST): tests/trainer/test_trainer.c tests/trainer/test_ops.c tests/trainer/test_dist.c $(TRAINER_OBJS) $(BUILD)/libdiffstride-test.a | test-deps
 	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(SANFLAGS) $(CFLAGS) $$(pkg-config --cflags check) -o $@ $^ \
 	    $$(pkg-config --libs check) $(TEST_LIBS) $(TRAINER_LIBS)
 

@@ -41,6 +41,13 @@ typedef struct rn_backend {
   int (*set_precision)(rn_model *m, rn_precision p, rn_error *err);
   /* Device memory the process holds (MB), or -1 where the RSS says it. */
   double (*device_mb)(rn_model *m);
+  /* Data parallelism (dist.h): comm_init sets up the device's
+   * communicator once m->dist is attached; allreduce sums count floats of
+   * the backend's memory over the ranks, in place, after the work queued so
+   * far. NULL on a device whose memory is the host's: the core's MPI sums
+   * it. */
+  int (*comm_init)(rn_model *m, rn_error *err);
+  int (*allreduce)(rn_model *m, float *buf, size_t count, rn_error *err);
   rn_op_fn forward[OP_DENSE + 1];
   rn_op_fn backward[OP_DENSE + 1];
   /* Whose data each kind of op's backward reads (RN_READS_IN, _OUT), so

@@ -21,14 +21,17 @@
  * Winograd) the blocked formats the primitives chose, whose data also goes
  * through the exec's buffers. Batch norm + ReLU: fwd (training), infer
  * (running statistics), bwd_data (the backward), and the fused ReLU's
- * workspace. */
+ * workspace; with --sync-bn, fwd and bwd_data take the global batch's
+ * statistics as given, `stats` computes the rank's own and `rows` is the
+ * global batch's count of values per channel. */
 typedef struct cpu_prims {
   rn_shape in, out; /* the shapes they were made for (n = 0: none made) */
   dnnl_primitive_desc_t fwd_pd;
-  dnnl_primitive_t fwd, infer, bwd_data, bwd_weights;
+  dnnl_primitive_t fwd, infer, bwd_data, bwd_weights, stats;
   dnnl_memory_desc_t w_md, wb_md, dw_md, ws_md, src_md, dst_md;
   int blocked;
   void *ws;
+  double rows;
 } cpu_prims;
 
 /* The exec's buffers, shared by every op (an op's data in them is used

@@ -87,7 +87,7 @@ int cpu_reorder(cpu_exec *ex, const dnnl_memory_desc_t *src_md, const void *src,
 
 void cpu_prims_free(cpu_prims *p) {
   dnnl_primitive_desc_destroy(p->fwd_pd);
-  dnnl_primitive_t prims[] = {p->fwd, p->infer, p->bwd_data, p->bwd_weights};
+  dnnl_primitive_t prims[] = {p->fwd, p->infer, p->bwd_data, p->bwd_weights, p->stats};
   for (size_t i = 0; i < sizeof prims / sizeof *prims; i++) dnnl_primitive_destroy(prims[i]);
   free(p->ws);
   memset(p, 0, sizeof *p);

@@ -200,6 +200,8 @@ const rn_backend rn_cpu_backend = {
     cpu_library_collect,
     cpu_set_precision,
     cpu_device_mb,
+    NULL, /* host memory: the core's MPI sums the gradients */
+    NULL,
     {cpu_conv_forward, cpu_bnrelu_forward, rn_pool_forward, add_forward, gap_forward, dense_forward},
     {cpu_conv_backward, cpu_bnrelu_backward, rn_pool_backward, add_backward, gap_backward, dense_backward},
     {RN_READS_IN, RN_READS_IN, 0, 0, 0, RN_READS_IN},

@@ -6,16 +6,22 @@
  * spectral pooling through libdiffstride's CUDA path (pool.c) on the same
  * stream. Everything is queued on one stream; the host waits only where the
  * core reads something back (the logits for the loss, the strides'
- * gradients, the timing of the library calls). */
+ * gradients, the timing of the library calls). With several ranks (dist.h)
+ * each takes the GPU of its rank on its host, and NCCL sums the gradient
+ * buckets on the same stream, its communicator set up over MPI. */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+#ifdef RN_WITH_NCCL
+#include <nccl.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
 extern "C" {
 #include "backend.h"
+#include "dist.h"
 }
 #include "elements.h"
 
@@ -66,6 +72,9 @@ typedef struct cuda_exec {
   cudaEvent_t staged_free; /* recorded after the copy out of staged */
   cudaEvent_t library[LIBRARY_EVENTS][2]; /* around library calls not yet collected */
   int marked;
+#ifdef RN_WITH_NCCL
+  ncclComm_t nccl; /* several ranks: the gradients' communicator */
+#endif
 } cuda_exec;
 
 static const float one = 1.0f, zero = 0.0f;
@@ -217,6 +226,9 @@ static void cuda_fini(rn_model *m) {
   cuda_exec *ex = exec_of(m);
   ds_context_destroy(m->ds);
   if (ex->stream) cudaStreamSynchronize(ex->stream);
+#ifdef RN_WITH_NCCL
+  if (ex->nccl) ncclCommDestroy(ex->nccl);
+#endif
   for (int i = 0; i < ex->nplans; i++) destroy_plan(&ex->plans[i]);
   if (ex->dnn) cudnnDestroy(ex->dnn);
   if (ex->blas) cublasDestroy(ex->blas);
@@ -252,6 +264,8 @@ static int cuda_init(rn_model *m, int threads, rn_error *err) {
   if (e != cudaSuccess || devices == 0)
     return rn_fail(err, "--device cuda: no usable CUDA device (%s)",
                    e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+  int device = rn_dist_local_rank() % devices; /* one GPU per rank of a host */
+  if ((e = cudaSetDevice(device)) != cudaSuccess) return cuda_error(err, "selecting the rank's GPU", e);
   cuda_exec *ex = (cuda_exec *)calloc(1, sizeof *ex);
   if (!ex) return rn_fail(err, "out of memory");
   m->exec = ex;
@@ -662,7 +676,7 @@ static int cuda_load_batch(rn_model *m, const rn_data *d, const rn_dataset *s, c
                            rn_error *err) {
   cuda_exec *ex = exec_of(m);
   float *x = m->tensors[0].data;
-  size_t count = (size_t)p->n * s->h * s->w * s->c;
+  size_t count = (size_t)p->count * s->h * s->w * s->c;
   const uint8_t *images = device_images(ex, s);
   if (!images) {
     rn_render_batch(d, s, p, host);
@@ -670,11 +684,49 @@ static int cuda_load_batch(rn_model *m, const rn_data *d, const rn_dataset *s, c
   }
   if (upload_plan(ex, p, err)) return -1;
   const int *q = ex->plan;
-  rn_render r = {images, q, q + p->n, q + 2 * p->n, q + 3 * p->n, p->n, s->h, s->w, s->c, p->mix, p->lam,
+  rn_render r = {images, q, q + p->n, q + 2 * p->n, q + 3 * p->n, p->n, p->first, s->h, s->w, s->c, p->mix, p->lam,
                  {d->mean[0], d->mean[1], d->mean[2]}, {d->std[0], d->std[1], d->std[2]}};
   render_kernel<<<grid(count), BLOCK, 0, ex->stream>>>(r, x, count);
   return launched(err, "batch rendering");
 }
+
+/* ------------------------------------------------------ several ranks */
+
+#ifdef RN_WITH_NCCL
+static int nccl_error(rn_error *err, const char *what, ncclResult_t r) {
+  return rn_fail(err, "%s: %s", what, ncclGetErrorString(r));
+}
+
+/* NCCL's communicator over the job's ranks: rank 0 makes the unique id,
+ * MPI hands it to the others. */
+static int cuda_comm_init(rn_model *m, rn_error *err) {
+  const rn_dist *d = m->dist;
+  ncclUniqueId id;
+  ncclResult_t r = d->rank == 0 ? ncclGetUniqueId(&id) : ncclSuccess;
+  if (r != ncclSuccess) return nccl_error(err, "ncclGetUniqueId", r);
+  if (rn_dist_broadcast(d, &id, sizeof id, err)) return -1;
+  r = ncclCommInitRank(&exec_of(m)->nccl, d->size, id, d->rank);
+  return r == ncclSuccess ? 0 : nccl_error(err, "ncclCommInitRank", r);
+}
+
+/* buf summed over the ranks in place, queued on the trainer's stream. */
+static int cuda_allreduce(rn_model *m, float *buf, size_t count, rn_error *err) {
+  cuda_exec *ex = exec_of(m);
+  ncclResult_t r = ncclAllReduce(buf, buf, count, ncclFloat, ncclSum, ex->nccl, ex->stream);
+  return r == ncclSuccess ? 0 : nccl_error(err, "ncclAllReduce of a gradient bucket", r);
+}
+#else
+static int cuda_comm_init(rn_model *m, rn_error *err) {
+  (void)m;
+  return rn_fail(err, "--device cuda with several ranks: this trainer was built without NCCL (nccl.h was not "
+                      "found beside nvcc)");
+}
+
+static int cuda_allreduce(rn_model *m, float *buf, size_t count, rn_error *err) {
+  (void)m, (void)buf, (void)count;
+  return rn_fail(err, "no NCCL in this build");
+}
+#endif
 
 /* ------------------------------------------------------------ the rest */
 
@@ -703,6 +755,8 @@ extern "C" const rn_backend rn_cuda_backend = {
     cuda_library_collect,
     cuda_set_precision,
     cuda_device_mb,
+    cuda_comm_init,
+    cuda_allreduce,
     {conv_forward, bnrelu_forward, rn_pool_forward, add_forward, gap_forward, dense_forward},
     {conv_backward, bnrelu_backward, rn_pool_backward, add_backward, gap_backward, dense_backward},
     {RN_READS_IN, RN_READS_IN | RN_READS_OUT, 0, 0, 0, RN_READS_IN}, /* the ReLU's gradient reads y */

@@ -387,7 +387,8 @@ static void mix_targets(float *targets, int n, int classes, float lam) {
 void rn_plan_batch(const rn_dataset *s, const int *idx, int n, const rn_augment *aug, rn_rng *rng,
                    rn_batch_plan *p, float *targets, int *labels) {
   float eps = aug ? aug->smoothing : 0.0f;
-  p->n = n;
+  p->n = p->count = n;
+  p->first = 0;
   for (int i = 0; i < n; i++) {
     p->idx[i] = idx[i], p->dy[i] = p->dx[i] = p->flip[i] = 0;
     if (aug && aug->pad > 0) {
@@ -405,9 +406,9 @@ void rn_plan_batch(const rn_dataset *s, const int *idx, int n, const rn_augment 
 }
 
 void rn_render_batch(const rn_data *d, const rn_dataset *s, const rn_batch_plan *p, float *x) {
-  rn_render r = {s->images, p->idx, p->dy, p->dx, p->flip, p->n, s->h, s->w, s->c, p->mix, p->lam,
+  rn_render r = {s->images, p->idx, p->dy, p->dx, p->flip, p->n, p->first, s->h, s->w, s->c, p->mix, p->lam,
                  {d->mean[0], d->mean[1], d->mean[2]}, {d->std[0], d->std[1], d->std[2]}};
-  size_t count = (size_t)p->n * s->h * s->w * s->c;
+  size_t count = (size_t)p->count * s->h * s->w * s->c;
   for (size_t e = 0; e < count; e++) x[e] = rn_render_element(&r, e);
 }
 

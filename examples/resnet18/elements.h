@@ -18,7 +18,7 @@
 typedef struct rn_render {
   const uint8_t *images;           /* the dataset: count x h x w x c bytes */
   const int *idx, *dy, *dx, *flip; /* the plan's choices, n each */
-  int n, h, w, c, mix;
+  int n, first, h, w, c, mix;      /* rendered: images first, first + 1, ... */
   float lam, mean[3], std[3];
 } rn_render;
 
@@ -32,12 +32,12 @@ RN_HD float rn_render_pixel(const rn_render *r, int i, int y, int x, int ch) {
   return (img[((size_t)sy * r->w + sx) * r->c + ch] / 255.0f - r->mean[ch]) / r->std[ch];
 }
 
-/* Element e of the batch x (n, h, w, c); with mix, image i is
- * lam * itself + (1 - lam) * image n-1-i. */
+/* Element e of x (count, h, w, c), whose image k is the plan's image i =
+ * first + k; with mix, image i is lam * itself + (1 - lam) * image n-1-i. */
 RN_HD float rn_render_element(const rn_render *r, size_t e) {
   int ch = (int)(e % r->c);
   size_t p = e / r->c;
-  int x = (int)(p % r->w), y = (int)(p / r->w % r->h), i = (int)(p / r->w / r->h);
+  int x = (int)(p % r->w), y = (int)(p / r->w % r->h), i = r->first + (int)(p / r->w / r->h);
   float v = rn_render_pixel(r, i, y, x, ch);
   return r->mix ? r->lam * v + (1 - r->lam) * rn_render_pixel(r, r->n - 1 - i, y, x, ch) : v;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "dist.h"
 
 static const int base_widths[RN_STAGES] = {64, 64, 128, 256, 512};
 
@@ -429,15 +430,16 @@ int rn_forward(rn_model *m, const float *x, int n, int train, rn_error *err) {
 int rn_backward(rn_model *m, rn_error *err) {
   for (int p = 0; p < m->npools; p++) m->pools[p].grad[0] = m->pools[p].grad[1] = 0.0f;
   for (int i = m->nops - 1; i >= 0; i--)
-    if (m->be->backward[m->ops[i].kind](m, &m->ops[i], 1, err)) return -1;
+    if (m->be->backward[m->ops[i].kind](m, &m->ops[i], 1, err) || rn_dist_grads_ready(m, i, err)) return -1;
   return 0;
 }
 
 /* Softmax cross-entropy per row of the host logits (n, k) against soft
- * targets; the gradient (softmax - target) / n replaces the logits. */
-static double softmax_xent(float *z, const float *t, const int *labels, int n, int k, int grad,
+ * targets, summed over the rows and divided by total; the gradient
+ * (softmax - target) / total replaces the logits. */
+static double softmax_xent(float *z, const float *t, const int *labels, int n, int total, int k, int grad,
                            int *correct) {
-  double total = 0.0;
+  double sum_loss = 0.0;
   for (int i = 0; i < n; i++) {
     float *row = z + (size_t)i * k;
     int best = 0;
@@ -448,21 +450,21 @@ static double softmax_xent(float *z, const float *t, const int *labels, int n, i
     double lse = mx + log(sum);
     for (int j = 0; j < k; j++) {
       const float tj = t[(size_t)i * k + j];
-      total -= tj * (row[j] - lse);
-      if (grad) row[j] = (float)((exp(row[j] - lse) - tj) / n);
+      sum_loss -= tj * (row[j] - lse);
+      if (grad) row[j] = (float)((exp(row[j] - lse) - tj) / total);
     }
   }
-  return total / n;
+  return sum_loss / total;
 }
 
-double rn_loss(rn_model *m, const float *targets, const int *labels, int n, int grad,
+double rn_loss(rn_model *m, const float *targets, const int *labels, int n, int total, int grad,
                int *correct) {
   rn_tensor *t = &m->tensors[m->logits];
   size_t count = (size_t)n * m->cfg.classes;
   float *z = malloc(count * sizeof *z);
   if (!z || m->be->to_host(z, t->data, count)) return free(z), NAN;
   int hits = 0;
-  double loss = softmax_xent(z, targets, labels, n, m->cfg.classes, grad, &hits);
+  double loss = softmax_xent(z, targets, labels, n, total, m->cfg.classes, grad, &hits);
   if (grad && m->be->to_device(t->grad, z, count)) loss = NAN;
   if (correct) *correct = hits;
   free(z);

@@ -35,11 +35,16 @@ void rn_usage(FILE *f) {
           "  --precision P        fp32 (default) | tf32 | bf16: convolutions and GEMMs (cuda)\n"
           "  --progress SECONDS   when stderr is not a terminal, a progress line every\n"
           "                       SECONDS, in (0, 86400] (default 30); a terminal gets a bar\n"
-          "  --quiet              no progress bar or lines\n");
+          "  --quiet              no progress bar or lines\n"
+          "Under mpirun -np K (docs/trainer.md): the batch is split over the K ranks.\n"
+          "  --sync-bn            batch norm statistics over the global batch (cpu)\n"
+          "  --check-every N      steps between parameter checksums across the ranks,\n"
+          "                       0..1000000 (default 100; 0: at epoch ends only)\n");
 }
 
 static void defaults(rn_options *o) {
-  *o = (rn_options){.data = "fashion-mnist", .device = "cpu", .epochs = 1, .batch = 128, .seed = 1, .progress = 30.0f};
+  *o = (rn_options){.data = "fashion-mnist", .device = "cpu", .epochs = 1, .batch = 128, .seed = 1, .progress = 30.0f,
+                    .check_every = 100};
   o->cfg = (rn_config){RN_DIFFSTRIDE, 1.0f, {1, 1, 2, 2, 2}, 4.0f, 0, 0, 0, 0};
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   o->threads = cpus < 1 ? 1 : cpus > RN_MAX_THREADS ? RN_MAX_THREADS : (int)cpus;
@@ -67,7 +72,7 @@ static const numeric numerics[] = {
     {'x', 0, FIELD(aug.mixup), 0, FLT_MAX, 0, 0},     {'p', 1, FIELD(aug.pad), 0, RN_MAX_SIDE, 0, 0},
     {'S', 1, FIELD(train_subset), 0, INT_MAX, 0, 0}, {'T', 1, FIELD(test_subset), 0, INT_MAX, 0, 0},
     {'t', 1, FIELD(threads), 1, RN_MAX_THREADS, 0, 0}, {'B', 1, FIELD(benchmark), 1, 1000000, 0, 0},
-    {'g', 0, FIELD(progress), 0, 86400, 1, 0},
+    {'g', 0, FIELD(progress), 0, 86400, 1, 0},       {'K', 1, FIELD(check_every), 0, 1000000, 0, 0},
 };
 
 /* "a number in (0, 8]", "a whole number >= 0", ... */
@@ -143,6 +148,7 @@ static int apply(rn_options *o, const struct option *flag, const char *v, rn_err
   const char *expect = NULL;
   if (flag->val == 'F') o->aug.flip = 0;
   else if (flag->val == 'q') o->quiet = 1;
+  else if (flag->val == 'Y') o->sync_bn = 1;
   else if (flag->val == 'o' && strlen(v) > RN_MAX_OUT)
     return rn_fail(err, "--out: a directory name of %zu bytes: at most %d", strlen(v), RN_MAX_OUT);
   else {
@@ -162,7 +168,8 @@ static const struct option longs[] = {
     {"no-flip", 0, 0, 'F'}, {"train-subset", 1, 0, 'S'}, {"test-subset", 1, 0, 'T'},
     {"threads", 1, 0, 't'}, {"seed", 1, 0, 'r'}, {"out", 1, 0, 'o'}, {"resume", 1, 0, 'c'},
     {"eval", 1, 0, 'v'}, {"benchmark", 1, 0, 'B'}, {"device", 1, 0, 'D'},
-    {"quiet", 0, 0, 'q'}, {"progress", 1, 0, 'g'}, {"precision", 1, 0, 'P'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    {"quiet", 0, 0, 'q'}, {"progress", 1, 0, 'g'}, {"precision", 1, 0, 'P'}, {"sync-bn", 0, 0, 'Y'},
+    {"check-every", 1, 0, 'K'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 int rn_options_parse(rn_options *o, int argc, char **argv, rn_error *err) {
   defaults(o);

@@ -17,6 +17,7 @@ typedef struct rn_options {
   rn_schedule schedule; /* --lr */
   rn_config cfg;        /* mode, width, strides, smoothness (the input comes from the data) */
   int epochs, batch, threads, train_subset, test_subset, benchmark, quiet;
+  int sync_bn, check_every; /* several ranks (dist.h): --sync-bn, --check-every */
   rn_precision precision;
   uint64_t seed;
   rn_sgd opt;

@@ -103,16 +103,19 @@ typedef struct rn_batch_plan {
   int n, cap, mix;
   float lam;
   int *idx, *dy, *dx, *flip;
+  int first, count; /* the images this process renders: [first, first + count) of n */
 } rn_batch_plan;
 int rn_batch_plan_init(rn_batch_plan *p, int cap);
 void rn_batch_plan_free(rn_batch_plan *p);
 
-/* Plans the batch of images idx[0..n) (n <= p->cap) and fills targets (n,
+/* Plans the batch of images idx[0..n) (n <= p->cap), all of them to render
+ * (first 0, count n), and fills targets (n,
  * classes) soft labels and labels (n, each image's own label). With aug ==
  * NULL: no augmentation, no mixup, no smoothing (evaluation). */
 void rn_plan_batch(const rn_dataset *s, const int *idx, int n, const rn_augment *aug, rn_rng *rng,
                    rn_batch_plan *p, float *targets, int *labels);
-/* x (n, h, w, c) on the host from a plan (elements.h's rn_render_element). */
+/* x (count, h, w, c) on the host: images [first, first + count) of a plan
+ * (elements.h's rn_render_element). */
 void rn_render_batch(const rn_data *d, const rn_dataset *s, const rn_batch_plan *p, float *x);
 /* Plan and render in one call, on the host; -1 when out of memory. */
 int rn_make_batch(const rn_data *d, const rn_dataset *s, const int *idx, int n, const rn_augment *aug,
@@ -184,6 +187,7 @@ typedef struct rn_range {
 } rn_range;
 
 struct rn_backend;
+struct rn_dist;
 
 enum { RN_MAX_OPS = 96, RN_MAX_TENSORS = 96, RN_MAX_RANGES = 96 };
 
@@ -219,6 +223,7 @@ typedef struct rn_model {
   unsigned char reserve_filled[RN_MAX_OPS];
   double library_seconds;      /* time in libdiffstride calls, summed (read it with rn_library_seconds) */
   int logits;                  /* tensor index of the logits */
+  struct rn_dist *dist;        /* the ranks training this model (dist.h); NULL: one process */
 } rn_model;
 
 /* Builds the graph, allocates and initializes the parameters (He normal
@@ -232,15 +237,17 @@ int rn_model_shapes(rn_model *m, int n, rn_error *err);
  * on the batch already in m->tensors[0] (rn_load_batch); logits in
  * m->tensors[m->logits]. */
 int rn_forward(rn_model *m, const float *x, int n, int train, rn_error *err);
-/* Softmax cross-entropy of the logits against soft targets (n, classes),
- * mean over the batch; writes dL/dlogits when grad is set; *correct counts
+/* Softmax cross-entropy of the n rows of logits against soft targets (n,
+ * classes), summed and divided by total (the global batch: n itself in one
+ * process); writes dL/dlogits of that when grad is set; *correct counts
  * argmax == labels. */
-double rn_loss(rn_model *m, const float *targets, const int *labels, int n, int grad,
+double rn_loss(rn_model *m, const float *targets, const int *labels, int n, int total, int grad,
                int *correct);
 /* Seconds spent in libdiffstride calls so far (on a GPU: device time of the
  * calls finished). */
 double rn_library_seconds(rn_model *m);
-/* Backpropagates the logits' gradient: m->grads and every pool's grad. */
+/* Backpropagates the logits' gradient: m->grads and every pool's grad
+ * (with m->dist, handed to it bucket by bucket as they are complete). */
 int rn_backward(rn_model *m, rn_error *err);
 /* lambda * J(S) over the DiffStride layers, its gradient added to the pools'. */
 double rn_regularizer(rn_model *m, float lambda, int grad);

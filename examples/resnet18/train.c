@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "dist.h"
 
 /* The host copies of one batch: x (batch, h, w, c), targets (batch,
  * classes), labels and the batch plan. */
@@ -46,8 +47,15 @@ void rn_trainer_free(rn_trainer *t) {
   memset(t, 0, sizeof *t);
 }
 
-int rn_load_batch(rn_trainer *t, const rn_data *d, const rn_dataset *s, const int *idx, int n, int augment,
-                  rn_error *err) {
+/* This process's images of a batch of n: a shard with several ranks. */
+static void shard(const rn_trainer *t, int n, int *first, int *count) {
+  if (t->model.dist) rn_dist_shard(t->model.dist, n, first, count);
+  else *first = 0, *count = n;
+}
+
+/* Plans the n images idx[0..n), renders [first, first + count) of them. */
+static int load(rn_trainer *t, const rn_data *d, const rn_dataset *s, const int *idx, int n, int augment,
+                int first, int count, rn_error *err) {
   rn_model *m = &t->model;
   t->loaded = 0;
   if (n > t->batch) return rn_fail(err, "a batch of %d images: the trainer holds %d", n, t->batch);
@@ -55,19 +63,34 @@ int rn_load_batch(rn_trainer *t, const rn_data *d, const rn_dataset *s, const in
     return rn_fail(err, "%dx%dx%d images: the network takes %dx%dx%d", s->h, s->w, s->c, m->cfg.in_h,
                    m->cfg.in_w, m->cfg.in_c);
   rn_plan_batch(s, idx, n, augment ? &t->aug : NULL, &t->rng, &t->plan, t->targets, t->labels);
-  if (rn_model_shapes(m, n, err) || m->be->load_batch(m, d, s, &t->plan, t->x, err)) return -1;
+  t->plan.first = first, t->plan.count = count;
+  if (rn_model_shapes(m, count, err) || m->be->load_batch(m, d, s, &t->plan, t->x, err)) return -1;
   t->loaded = n;
   return 0;
 }
 
+int rn_load_batch(rn_trainer *t, const rn_data *d, const rn_dataset *s, const int *idx, int n, int augment,
+                  rn_error *err) {
+  int first, count;
+  shard(t, n, &first, &count);
+  if (count < 1)
+    return rn_fail(err, "a batch of %d images over %d ranks: every rank needs one", n, t->model.dist->size);
+  return load(t, d, s, idx, n, augment, first, count, err);
+}
+
 int rn_train_step(rn_trainer *t, int n, double *loss, int *correct, rn_error *err) {
   rn_model *m = &t->model;
-  int loaded = t->loaded == n;
+  const rn_config *c = &m->cfg;
+  int loaded = t->loaded == n, first, count;
+  shard(t, n, &first, &count);
   t->loaded = 0;
-  if (rn_forward(m, loaded ? NULL : t->x, n, 1, err)) return -1;
-  double l = rn_loss(m, t->targets, t->labels, n, 1, correct);
-  if (rn_backward(m, err)) return -1;
-  l += rn_regularizer(m, t->lambda, 1);
+  const float *x = loaded ? NULL : t->x + (size_t)first * c->in_h * c->in_w * c->in_c;
+  if (rn_forward(m, x, count, 1, err)) return -1;
+  int hits = 0;
+  double sums[2] = {rn_loss(m, t->targets + (size_t)first * c->classes, t->labels + first, count, n, 1, &hits), 0};
+  sums[1] = hits;
+  if (rn_backward(m, err) || rn_dist_grads_finish(m, sums, 2, err)) return -1;
+  double l = sums[0] + rn_regularizer(m, t->lambda, 1);
   if (!isfinite(l))
     return rn_fail(err, "the loss is %g at step %ld: training diverged (or reading the logits from the %s device failed)",
                    l, t->step, m->be->name);
@@ -75,7 +98,9 @@ int rn_train_step(rn_trainer *t, int n, double *loss, int *correct, rn_error *er
   rn_store_effective_strides(m);
   t->step++;
   *loss = l;
-  return 0;
+  *correct = (int)sums[1];
+  const rn_dist *dist = m->dist;
+  return dist && dist->check_every && t->step % dist->check_every == 0 ? rn_dist_check(m, t->step, err) : 0;
 }
 
 /* A fresh random permutation of 0..count-1 (Fisher-Yates). */
@@ -98,46 +123,52 @@ int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, voi
     return rn_fail(err, "out of memory allocating %zu bytes for the order of %d images", sizeof(int) * (size_t)s->count,
                    s->count);
   double start = rn_seconds(), lib0 = rn_library_seconds(&t->model), sum = 0.0;
-  int hits = 0;
-  for (int done = 0; done < s->count;) {
-    int n = s->count - done < t->batch ? s->count - done : t->batch, correct = 0;
+  /* a last batch smaller than the ranks is left out: every rank needs an image */
+  int ranks = t->model.dist ? t->model.dist->size : 1, tail = s->count % t->batch;
+  int total = s->count - (tail < ranks ? tail : 0), hits = 0;
+  for (int done = 0; done < total;) {
+    int n = total - done < t->batch ? total - done : t->batch, correct = 0;
     double loss;
     if (rn_load_batch(t, d, s, t->order + done, n, 1, err) || rn_train_step(t, n, &loss, &correct, err))
       return -1;
     done += n;
     sum += loss * n;
     hits += correct;
-    if (progress && progress(user, done, s->count, sum / done, done / (rn_seconds() - start), err)) return -1;
+    if (progress && progress(user, done, total, sum / done, done / (rn_seconds() - start), err)) return -1;
   }
   t->epoch++;
   double elapsed = rn_seconds() - start;
-  *out = (rn_epoch_stats){sum / s->count, (double)hits / s->count, elapsed, s->count / elapsed,
-                          rn_library_seconds(&t->model) - lib0, s->count};
-  return 0;
+  *out = (rn_epoch_stats){total ? sum / total : 0.0, total ? (double)hits / total : 0.0, elapsed, total / elapsed,
+                          rn_library_seconds(&t->model) - lib0, total};
+  return rn_dist_average_state(&t->model, err) || rn_dist_check(&t->model, t->step, err) ? -1 : 0;
 }
 
+/* The ranks evaluate consecutive shards of s, each in batches of its share
+ * of t->batch; the hits and the summed loss are then summed over the ranks. */
 int rn_evaluate(rn_trainer *t, const rn_data *d, const rn_dataset *s, double *accuracy,
                 double *loss, rn_error *err) {
-  int hits = 0;
-  double sum = 0.0;
-  int *idx = rn_alloc((size_t)t->batch, sizeof(int), "the indices of a batch", err);
+  int ranks = t->model.dist ? t->model.dist->size : 1, batch = (t->batch + ranks - 1) / ranks, first, count;
+  shard(t, s->count, &first, &count);
+  double sums[2] = {0.0, 0.0}; /* summed loss, hits */
+  int *idx = rn_alloc((size_t)batch, sizeof(int), "the indices of a batch", err);
   if (!idx) return -1;
-  for (int done = 0; done < s->count;) {
-    int n = s->count - done < t->batch ? s->count - done : t->batch, correct = 0;
-    for (int i = 0; i < n; i++) idx[i] = done + i;
-    int rc = rn_load_batch(t, d, s, idx, n, 0, err) || rn_forward(&t->model, NULL, n, 0, err);
+  for (int done = 0; done < count;) {
+    int n = count - done < batch ? count - done : batch, correct = 0;
+    for (int i = 0; i < n; i++) idx[i] = first + done + i;
+    int rc = load(t, d, s, idx, n, 0, 0, n, err) || rn_forward(&t->model, NULL, n, 0, err);
     t->loaded = 0; /* used: a later step must not take it again */
     if (rc) return free(idx), -1;
-    double l = rn_loss(&t->model, t->targets, t->labels, n, 0, &correct);
+    double l = rn_loss(&t->model, t->targets, t->labels, n, n, 0, &correct);
     if (!isfinite(l))
       return free(idx), rn_fail(err, "evaluation: the loss is %g (the weights diverged, or reading the logits from the %s device failed)",
                                 l, t->model.be->name);
-    sum += l * n;
-    hits += correct;
+    sums[0] += l * n;
+    sums[1] += correct;
     done += n;
   }
   free(idx);
-  *accuracy = s->count ? (double)hits / s->count : 0.0;
-  if (loss) *loss = s->count ? sum / s->count : 0.0;
+  if (t->model.dist && rn_dist_sum(t->model.dist, sums, 2, err)) return -1;
+  *accuracy = s->count ? sums[1] / s->count : 0.0;
+  if (loss) *loss = s->count ? sums[0] / s->count : 0.0;
   return 0;
 }

@@ -122,6 +122,7 @@ ok fails_with "--progress: bad value '0': expected a finite number in (0, 86400]
 ok fails_with "--momentum: bad value '-0.5': expected a finite number in [0, 1)" --momentum -0.5
 ok fails_with "--lambda: bad value '-1': expected a finite number >= 0" --lambda -1
 ok fails_with "--threads: bad value '100000': expected a whole number in [1, 1024]" --threads 100000
+ok fails_with "--check-every: bad value '-1': expected a whole number in [0, 1000000]" --check-every -1
 ok fails_with "--epochs: bad value '1000000000': expected a whole number in [1, 100000]" --epochs 1000000000
 ok fails_with "--strides: bad value '1,1e10,2,2,2'" --mode strided --strides 1,1e10,2,2,2
 ok fails_with "synthetic:3000x3000x3: images of 3000x3000 are too large" --data synthetic:3000x3000x3

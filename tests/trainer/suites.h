@@ -7,5 +7,7 @@
 
 /* The CPU backend's ops against naive references (test_ops.c). */
 TCase *ops_tcase(void);
+/* Data parallelism within one process (test_dist.c). */
+TCase *dist_tcase(void);
 
 #endif

@@ -80,7 +80,7 @@ static void random_batch(rn_trainer *t, int n, rn_rng *rng) {
 static double batch_loss(rn_trainer *t, int n) {
   rn_error err = {{0}};
   ck_assert_msg(rn_forward(&t->model, t->x, n, 1, &err) == 0, "%s", err.msg);
-  return rn_loss(&t->model, t->targets, t->labels, n, 0, NULL) +
+  return rn_loss(&t->model, t->targets, t->labels, n, n, 0, NULL) +
          rn_regularizer(&t->model, t->lambda, 0);
 }
 
@@ -88,7 +88,7 @@ static double batch_loss(rn_trainer *t, int n) {
 static void batch_gradient(rn_trainer *t, int n) {
   rn_error err = {{0}};
   ck_assert_msg(rn_forward(&t->model, t->x, n, 1, &err) == 0, "%s", err.msg);
-  rn_loss(&t->model, t->targets, t->labels, n, 1, NULL);
+  rn_loss(&t->model, t->targets, t->labels, n, n, 1, NULL);
   ck_assert_msg(rn_backward(&t->model, &err) == 0, "%s", err.msg);
   rn_regularizer(&t->model, t->lambda, 1);
 }
@@ -754,7 +754,7 @@ int main(void) {
   tcase_add_test(misc, schedule);
   tcase_add_test(misc, config_errors);
   tcase_add_test(misc, shapes_follow_the_strides);
-  TCase *cases[] = {grad, train, ckpt, data, misc, ops_tcase()};
+  TCase *cases[] = {grad, train, ckpt, data, misc, ops_tcase(), dist_tcase()};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) suite_add_tcase(s, cases[i]);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
