@@ -120,6 +120,7 @@ TRAINER_TEST := $(BUILD)/tests/test_trainer
 # has no ompi-c, the trainer is built for one process.
 ifneq ($(MPI),0)
 TRAINER_DEPS      += libopenmpi-dev openmpi-bin
+TEST_DEPS         += iproute2 # ip netns: two ranks as two hosts (mpi_netns_test.sh)
 TRAINER_MPI_FLAGS  = $$(pkg-config --exists ompi-c && echo -DRN_WITH_MPI $$(pkg-config --cflags ompi-c))
 TRAINER_MPI_LIBS   = $$(pkg-config --exists ompi-c && pkg-config --libs ompi-c)
 endif

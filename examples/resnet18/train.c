@@ -74,7 +74,8 @@ int rn_load_batch(rn_trainer *t, const rn_data *d, const rn_dataset *s, const in
   int first, count;
   shard(t, n, &first, &count);
   if (count < 1)
-    return rn_fail(err, "a batch of %d images over %d ranks: every rank needs one", n, t->model.dist->size);
+    return rn_fail(err, "a batch of %d images over %d ranks: every rank needs one", n,
+                   t->model.dist ? t->model.dist->size : 1);
   return load(t, d, s, idx, n, augment, first, count, err);
 }
 
