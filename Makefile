@@ -143,7 +143,7 @@ endif
 endif
 endif
 
-.PHONY: all lib-deps test-deps trainer-deps trainer check valgrind check-gpu demo examples bench bench-gpu bench-conv \
+.PHONY: all lib-deps test-deps trainer-deps trainer check valgrind check-gpu demo examples bench bench-gpu bench-conv bench-dist \
         install uninstall clean
 all: lib-deps $(SHARED) $(STATIC) lib/diffstride.pc
 	@echo "libdiffstride $(VERSION): CPU path (FFTW3)$(if $(filter 1,$(WITH_CUDA)), + CUDA path ($(NVCC)),); nvcc: $(if $(NVCC),$(NVCC),not found)$(if $(filter 0,$(WITH_CUDA)),; CUDA path not built,)"
@@ -328,6 +328,12 @@ build/conv_bench: bench/conv_bench.c | trainer-deps
 bench-conv: build/conv_bench
 	@for k in $(CONV_CASES); do for a in "direct nhwc" "direct blocked" "winograd blocked"; do \
 	    OMP_NUM_THREADS=$(THREADS) build/conv_bench $$k 128 1 $$a 5 | tail -n 1 || true; done; done
+
+# Data-parallel training (docs/benchmarks.md, "Data-parallel training"):
+# 1 rank of THREADS threads against THREADS ranks of 1, the all-reduce over
+# shared memory and TCP, and the model of N machines.
+bench-dist: $(TRAINER)
+	$(PYTHON) bench/dist_bench.py --trainer $(TRAINER) --threads $(THREADS) $(BENCH_ARGS)
 
 # The GPU benchmark: the library against PyTorch on CUDA, bandwidth against
 # the copy bandwidth measured in the same run, peak extra device memory.
