@@ -113,6 +113,9 @@ TRAINER_FLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Wpedantic -Wshad
 TRAINER_LIBS  = -fopenmp -ldnnl $$(pkg-config --libs zlib) $(TRAINER_MPI_LIBS) -lm
 TRAINER      := build/resnet18
 TRAINER_TEST := $(BUILD)/tests/test_trainer
+# Compares two checkpoints within a tolerance (the MPI tests: K ranks
+# against one process).
+CKPT_COMPARE := build/release/tests/ckpt_compare
 
 # MPI (Open MPI: Debian's libopenmpi-dev, openmpi-bin): the trainer's data
 # parallelism under mpirun (dist.c). Asked of pkg-config when the trainer
@@ -273,9 +276,6 @@ $(TRAINER_GPU_TEST): tests/gpu/test_trainer_gpu.c $(TRAINER_CORE:%.c=build/relea
 	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(TRAINER_CUDA_DEF) $(CFLAGS) $$(pkg-config --cflags check) -o $@ $^ \
 	    $$(pkg-config --libs check) $(ALL_LIBS) $(TRAINER_CUDA_LIB) $(TRAINER_LIBS)
 
-# Compares two checkpoints within a tolerance (the MPI tests: K ranks
-# against one process).
-CKPT_COMPARE := build/release/tests/ckpt_compare
 $(CKPT_COMPARE): tests/trainer/ckpt_compare.c $(TRAINER_CORE:%.c=build/release/%.o) $(TRAINER_CUDA) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(TRAINER_FLAGS) -I$(TRAINER_DIR) $(CFLAGS) -o $@ $^ $(ALL_LIBS) $(TRAINER_CUDA_LIB) $(TRAINER_LIBS)

@@ -22,6 +22,7 @@ if ! command -v mpirun >/dev/null || ! ldd "$trainer" | grep -q libmpi; then
   echo "mpi_test: skipped: $trainer was built without MPI or mpirun is missing (Debian: libopenmpi-dev openmpi-bin)"
   exit 0
 fi
+[ -x "$compare" ] || { echo "mpi_test: FAIL: no checkpoint comparer at $compare"; exit 1; }
 [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Loopback and shared memory only; no warnings about missing fabrics.
 export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
@@ -68,11 +69,13 @@ equivalence() {
   grep -q "2 ranks (synchronized batch norm)" "$tmp/two.txt" || fail "the 2-rank run's header names no ranks"
   same_run "2 ranks with --sync-bn against one process, 4 steps" "$tmp/one" "$tmp/two"
   trainer_np 2 "${plain[@]}" --epochs 1 --out "$tmp/plain" >/dev/null
-  if "$compare" "$tmp/one/checkpoint.bin" "$tmp/plain/checkpoint.bin" "$tol" >/dev/null; then
-    fail "2 ranks without --sync-bn match one process: the test cannot tell synchronized statistics"
-  else
-    ok "2 ranks without --sync-bn differ from one process (per-rank statistics)"
-  fi
+  local status=0
+  "$compare" "$tmp/one/checkpoint.bin" "$tmp/plain/checkpoint.bin" "$tol" >/dev/null || status=$?
+  case $status in
+    0) fail "2 ranks without --sync-bn match one process: the test cannot tell synchronized statistics" ;;
+    1) ok "2 ranks without --sync-bn differ from one process (per-rank statistics)" ;;
+    *) fail "comparing the checkpoints failed (status $status)" ;;
+  esac
 }
 
 # FROM_NP TO_NP: epoch 1 on FROM_NP ranks, epoch 2 resumed on TO_NP.
