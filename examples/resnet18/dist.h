@@ -63,8 +63,8 @@ int rn_dist_attach(rn_dist *d, rn_model *m, size_t bucket_floats, rn_error *err)
  * the ones in flight. */
 int rn_dist_grads_ready(rn_model *m, int op, rn_error *err);
 /* After the backward: waits for the buckets, then sums the strides'
- * gradients and extra[0..nextra) (host values: the loss, the hits) over
- * the ranks. */
+ * gradients and extra[0..nextra) (host values: the loss, the hits; nextra
+ * at most 8) over the ranks. */
 int rn_dist_grads_finish(rn_model *m, double *extra, int nextra, rn_error *err);
 /* Seconds one sum of the whole gradient takes over the ranks (every bucket
  * started at once), the mean of reps after a barrier each; the gradient's
