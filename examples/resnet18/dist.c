@@ -128,7 +128,7 @@ static void plan_buckets(rn_dist *d, const rn_model *m, size_t bucket_floats) {
   for (int i = m->nops - 1; i >= 0; i--) {
     const rn_op *op = &m->ops[i];
     int has_params = op->kind == OP_CONV || op->kind == OP_BNRELU || op->kind == OP_DENSE;
-    if (!has_params || op->param == hi || (hi - op->param < bucket_floats && op->param > 0)) continue;
+    if (!has_params || (hi - op->param < bucket_floats && op->param > 0)) continue;
     d->bucket[d->nbuckets++] = (rn_bucket){op->param, hi, i};
     hi = op->param;
   }
@@ -221,13 +221,15 @@ int rn_dist_average_state(rn_model *m, rn_error *err) {
   if (!d || d->size == 1 || d->sync_bn) return 0;
   float *f = rn_alloc(m->nstate, sizeof *f, "the batch norm statistics", err);
   double *v = f ? rn_alloc(m->nstate, sizeof *v, "the batch norm statistics", err) : NULL;
-  int rc = !v || m->be->to_host(f, m->state, m->nstate) ? -1 : 0;
+  int rc = v ? 0 : -1;
+  if (v && m->be->to_host(f, m->state, m->nstate))
+    rc = rn_fail(err, "copying the batch norm statistics from the %s device failed", m->be->name);
   for (size_t i = 0; !rc && i < m->nstate; i++) v[i] = f[i];
   if (!rc && !(rc = rn_dist_sum(d, v, (int)m->nstate, err))) {
     for (size_t i = 0; i < m->nstate; i++) f[i] = (float)(v[i] / d->size);
-    rc = m->be->to_device(m->state, f, m->nstate);
+    if (m->be->to_device(m->state, f, m->nstate))
+      rc = rn_fail(err, "copying the averaged batch norm statistics to the %s device failed", m->be->name);
   }
-  if (rc && v) rn_fail(err, "averaging the batch norm statistics over the ranks failed");
   free(f);
   free(v);
   return rc;

@@ -47,6 +47,9 @@ void rn_trainer_free(rn_trainer *t) {
   memset(t, 0, sizeof *t);
 }
 
+/* The ranks training t's model (1: one process). */
+static int ranks(const rn_trainer *t) { return t->model.dist ? t->model.dist->size : 1; }
+
 /* This process's images of a batch of n: a shard with several ranks. */
 static void shard(const rn_trainer *t, int n, int *first, int *count) {
   if (t->model.dist) rn_dist_shard(t->model.dist, n, first, count);
@@ -74,8 +77,7 @@ int rn_load_batch(rn_trainer *t, const rn_data *d, const rn_dataset *s, const in
   int first, count;
   shard(t, n, &first, &count);
   if (count < 1)
-    return rn_fail(err, "a batch of %d images over %d ranks: every rank needs one", n,
-                   t->model.dist ? t->model.dist->size : 1);
+    return rn_fail(err, "a batch of %d images over %d ranks: every rank needs one", n, ranks(t));
   return load(t, d, s, idx, n, augment, first, count, err);
 }
 
@@ -125,8 +127,7 @@ int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, voi
                    s->count);
   double start = rn_seconds(), lib0 = rn_library_seconds(&t->model), sum = 0.0;
   /* a last batch smaller than the ranks is left out: every rank needs an image */
-  int ranks = t->model.dist ? t->model.dist->size : 1, tail = s->count % t->batch;
-  int total = s->count - (tail < ranks ? tail : 0), hits = 0;
+  int tail = s->count % t->batch, total = s->count - (tail < ranks(t) ? tail : 0), hits = 0;
   for (int done = 0; done < total;) {
     int n = total - done < t->batch ? total - done : t->batch, correct = 0;
     double loss;
@@ -148,7 +149,7 @@ int rn_train_epoch(rn_trainer *t, const rn_data *d, rn_progress_fn progress, voi
  * of t->batch; the hits and the summed loss are then summed over the ranks. */
 int rn_evaluate(rn_trainer *t, const rn_data *d, const rn_dataset *s, double *accuracy,
                 double *loss, rn_error *err) {
-  int ranks = t->model.dist ? t->model.dist->size : 1, batch = (t->batch + ranks - 1) / ranks, first, count;
+  int batch = (t->batch + ranks(t) - 1) / ranks(t), first, count;
   shard(t, s->count, &first, &count);
   double sums[2] = {0.0, 0.0}; /* summed loss, hits */
   int *idx = rn_alloc((size_t)batch, sizeof(int), "the indices of a batch", err);
