@@ -103,7 +103,7 @@ int rn_dist_gather(const rn_dist *d, const double *mine, int count, double *all,
     return mpi_check(MPI_Allgather(mine, count, MPI_DOUBLE, all, count, MPI_DOUBLE, MPI_COMM_WORLD),
                      "MPI_Allgather", err);
 #else
-  (void)err;
+  (void)d, (void)err;
 #endif
   memcpy(all, mine, (size_t)count * sizeof *all);
   return 0;
